@@ -1,0 +1,118 @@
+"""Model base classes and the externally tagged union convention shared by every model.
+
+exo's wire format (reference/exo-core.md §2): JSON, snake_case field names, and unions encoded
+as ``{"ClassName": {...fields...}}``. Dumps meant for people use camelCase aliases
+(``model_dump(by_alias=True)``); both spellings are accepted on input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = ["CamelCaseModel", "JsonObject", "TaggedJson", "TaggedModel", "one_of_tags", "tag_discriminator"]
+
+
+class CamelCaseModel(BaseModel):
+    """Strict, frozen model: snake_case on the wire, camelCase aliases for people.
+
+    Frozen because the reducer is pure: a State and everything in it is a value, and ``apply``
+    returns a new State instead of changing the old one.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=False,
+        extra="forbid",
+        strict=True,
+        frozen=True,
+    )
+
+
+class TaggedModel(CamelCaseModel):
+    """A union member that serialises as ``{"ClassName": {...}}``.
+
+    Validating a class directly accepts the tagged or the bare form; unions built with
+    :func:`tag_discriminator` require the tag, so an unknown or missing tag is a clear error.
+    """
+
+    @model_serializer(mode="wrap")
+    def _serialize_tagged(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {type(self).__name__: handler(self)}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_tagged(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Self:
+        if isinstance(value, dict) and len(value) == 1 and cls.__name__ in value:
+            value = value[cls.__name__]
+        result: Self = handler(value)
+        return result
+
+
+def _tag_of(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    if isinstance(value, dict) and len(value) == 1:
+        (key,) = value
+        return key if isinstance(key, str) else None
+    return None
+
+
+def tag_discriminator(untagged: Callable[[dict[str, Any]], str | None] | None = None) -> Discriminator:
+    """The discriminator of an externally tagged union.
+
+    The tag is the class name of an instance, or the single key of a dict. ``untagged`` names
+    the member for dicts that carry no tag (exo leaves ``MemoryUsage`` and connection edges
+    untagged and tells them apart by shape).
+    """
+
+    def discriminate(value: Any) -> str | None:
+        if untagged is not None and isinstance(value, dict):
+            member = untagged(value)
+            if member is not None:
+                return member
+        return _tag_of(value)
+
+    return Discriminator(discriminate)
+
+
+JsonObject = dict[str, JsonValue]
+"""A JSON object carried opaquely: validated as JSON, never looked inside by the reducer."""
+
+
+TaggedJson = dict[str, JsonObject]
+"""A tagged payload kept as JSON: ``{"Tag": {...}}``; see :func:`one_of_tags`."""
+
+
+def one_of_tags(*tags: str) -> AfterValidator:
+    """Validator for a :data:`TaggedJson` payload whose single tag must be one of ``tags``.
+
+    Used for inference payloads the reducer never reads (generation chunks, shard metadata), so
+    exo's full payloads round-trip unchanged while the Rust types stay small (DESIGN.md §2).
+    """
+    allowed = frozenset(tags)
+
+    def check(value: TaggedJson) -> TaggedJson:
+        if len(value) != 1:
+            raise ValueError(f"expected one tag of {sorted(allowed)}, got keys {sorted(value)}")
+        (tag,) = value
+        if tag not in allowed:
+            raise ValueError(f"unknown tag {tag!r}, expected one of {sorted(allowed)}")
+        return value
+
+    return AfterValidator(check)

@@ -1,0 +1,298 @@
+"""The cluster topology: which node can reach which, and how (reference/exo-core.md §4.3).
+
+A directed multigraph over node ids whose edges are socket reachability (``SocketConnection``)
+or Thunderbolt RDMA links (``RDMAConnection``). Parallel edges between one ordered pair are
+allowed, equal ones are kept once.
+
+:class:`Topology` is an immutable value backed by a networkx graph: every change returns a new
+Topology (the graph is copied only when something actually changes) and leaves the old one valid,
+so a State holding it is never changed under a reader. It serialises as exo's
+``TopologySnapshot`` in a canonical order: nodes sorted, connections sorted by source then sink,
+parallel edges in the order they were added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, computed_field, model_validator
+from pydantic_core import core_schema
+
+from ._base import CamelCaseModel
+from .ids import NodeId
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+
+__all__ = ["Connection", "Edge", "Multiaddr", "RDMAConnection", "SocketConnection", "Topology", "TopologySnapshot"]
+
+_IP4 = r"/ip4/(?:\d{1,3}\.){3}\d{1,3}"
+_IP6 = r"/ip6/[0-9a-fA-F:]+"
+_DNS = r"/dns[46]?/[A-Za-z0-9.-]+"
+_MULTIADDR = re.compile(rf"^(?:{_IP4}|{_IP6}|{_DNS})/tcp/\d{{1,5}}(?:/p2p/[A-Za-z0-9]+)?$")
+_COMPUTED = ("address_type", "ip_address", "port")
+
+
+class Multiaddr(BaseModel):
+    """A libp2p-style address such as ``/ip4/10.0.0.2/tcp/52415``.
+
+    Serialises its parts (``address_type``, ``ip_address``, ``port``) next to ``address`` and
+    ignores them on input, as exo does. An address without ``/tcp/`` is rejected: exo cannot
+    serialise one (its ``port`` raises), so none can exist on the wire.
+    """
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    address: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(key in value for key in _COMPUTED):
+            return {key: item for key, item in value.items() if key not in _COMPUTED}
+        return value
+
+    @model_validator(mode="after")
+    def _check_format(self) -> Multiaddr:
+        if not _MULTIADDR.match(self.address):
+            raise ValueError(f"not a supported multiaddr (/ip4|/ip6|/dns…/<host>/tcp/<port>): {self.address!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port out of range in {self.address!r}")
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def address_type(self) -> str:
+        return self.address.split("/")[1]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ip_address(self) -> str:
+        return self.address.split("/")[2]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def port(self) -> int:
+        parts = self.address.split("/")
+        return int(parts[parts.index("tcp") + 1])
+
+
+class SocketConnection(CamelCaseModel):
+    """The source can reach the sink at this address."""
+
+    sink_multiaddr: Multiaddr
+
+    def __hash__(self) -> int:
+        # exo hashes socket edges by IP only; equality still compares every field.
+        return hash(self.sink_multiaddr.ip_address)
+
+
+class RDMAConnection(CamelCaseModel):
+    """A Thunderbolt RDMA link between two controllers' interfaces."""
+
+    source_rdma_iface: str
+    sink_rdma_iface: str
+
+
+def _edge_shape(value: Any) -> str | None:
+    # Edges are untagged on the wire; they are told apart by their fields.
+    if isinstance(value, SocketConnection | RDMAConnection):
+        return type(value).__name__
+    if isinstance(value, dict):
+        if "sink_multiaddr" in value or "sinkMultiaddr" in value:
+            return "SocketConnection"
+        if any(key in value for key in ("source_rdma_iface", "sourceRdmaIface", "sink_rdma_iface", "sinkRdmaIface")):
+            return "RDMAConnection"
+    return None
+
+
+EdgeValue = SocketConnection | RDMAConnection
+
+Edge = Annotated[
+    Annotated[SocketConnection, Tag("SocketConnection")] | Annotated[RDMAConnection, Tag("RDMAConnection")],
+    Discriminator(_edge_shape),
+]
+
+
+class Connection(CamelCaseModel):
+    """One directed edge of the topology."""
+
+    source: NodeId
+    sink: NodeId
+    edge: Edge
+
+
+class TopologySnapshot(BaseModel):
+    """The serialised topology (no camelCase aliases, as in exo)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    nodes: list[NodeId]
+    connections: dict[NodeId, dict[NodeId, list[Edge]]]
+
+
+class Topology:
+    """An immutable directed multigraph of node ids; see the module docstring."""
+
+    __slots__ = ("_graph",)
+
+    def __init__(self, graph: nx.MultiDiGraph[NodeId] | None = None) -> None:
+        # The graph is owned by this value and never changed after construction.
+        self._graph: nx.MultiDiGraph[NodeId] = graph if graph is not None else nx.MultiDiGraph()
+
+    # --- reading ---
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._graph
+
+    def __len__(self) -> int:
+        return len(self._graph)
+
+    def __iter__(self) -> Iterator[NodeId]:
+        return iter(self.list_nodes())
+
+    def list_nodes(self) -> list[NodeId]:
+        """Every node, sorted by id."""
+        return sorted(self._graph.nodes)
+
+    def list_connections(self) -> list[Connection]:
+        """Every edge, sorted by source then sink; parallel edges in the order they were added."""
+        return [
+            Connection(source=source, sink=sink, edge=edge)
+            for source, sinks in self._sorted_adjacency()
+            for sink, edges in sinks
+            for edge in edges
+        ]
+
+    def out_edges(self, node_id: NodeId) -> list[Connection]:
+        """Edges leaving ``node_id`` (empty for an unknown node)."""
+        if node_id not in self._graph:
+            return []
+        return [
+            Connection(source=node_id, sink=sink, edge=data["edge"])
+            for sink in sorted(self._graph.successors(node_id))
+            for data in self._graph.get_edge_data(node_id, sink).values()
+        ]
+
+    def successors(self, node_id: NodeId) -> list[NodeId]:
+        """Distinct nodes that ``node_id`` has an edge to (empty for an unknown node)."""
+        return sorted(self._graph.successors(node_id)) if node_id in self._graph else []
+
+    def is_leaf(self, node_id: NodeId) -> bool:
+        """At most one distinct successor (exo's ``node_is_leaf``)."""
+        return len(self.successors(node_id)) <= 1
+
+    def snapshot(self) -> TopologySnapshot:
+        return TopologySnapshot.model_construct(
+            nodes=self.list_nodes(),
+            connections={source: dict(sinks) for source, sinks in self._sorted_adjacency()},
+        )
+
+    def _sorted_adjacency(self) -> list[tuple[NodeId, list[tuple[NodeId, list[EdgeValue]]]]]:
+        graph = self._graph
+        return [
+            (source, [(sink, [data["edge"] for data in graph.get_edge_data(source, sink).values()]) for sink in sinks])
+            for source in sorted(graph.nodes)
+            if (sinks := sorted(graph.successors(source)))
+        ]
+
+    # --- building: every method returns a new Topology, or self when nothing changes ---
+
+    @classmethod
+    def from_snapshot(cls, snapshot: TopologySnapshot) -> Topology:
+        topology = cls()
+        graph = topology._graph
+        for node_id in snapshot.nodes:
+            graph.add_node(node_id)
+        for source, sinks in snapshot.connections.items():
+            for sink, edges in sinks.items():
+                for edge in edges:
+                    _add_edge(graph, source, sink, edge)
+        return topology
+
+    def with_node(self, node_id: NodeId) -> Topology:
+        if node_id in self._graph:
+            return self
+        graph = self._graph.copy()
+        graph.add_node(node_id)
+        return Topology(graph)
+
+    def without_node(self, node_id: NodeId) -> Topology:
+        """Remove the node and every edge touching it."""
+        if node_id not in self._graph:
+            return self
+        graph = self._graph.copy()
+        graph.remove_node(node_id)
+        return Topology(graph)
+
+    def with_connection(self, conn: Connection) -> Topology:
+        """Add an edge; unknown endpoints are added too (exo's behaviour, kept)."""
+        if _has_edge(self._graph, conn.source, conn.sink, conn.edge):
+            return self
+        graph = self._graph.copy()
+        _add_edge(graph, conn.source, conn.sink, conn.edge)
+        return Topology(graph)
+
+    def without_connection(self, conn: Connection) -> Topology:
+        """Remove every edge equal to ``conn`` in that direction only."""
+        if not _has_edge(self._graph, conn.source, conn.sink, conn.edge):
+            return self
+        graph = self._graph.copy()
+        keys = [key for key, data in graph.get_edge_data(conn.source, conn.sink).items() if data["edge"] == conn.edge]
+        for key in keys:
+            graph.remove_edge(conn.source, conn.sink, key)
+        return Topology(graph)
+
+    def with_rdma_out_edges(self, source: NodeId, conns: Iterable[Connection]) -> Topology:
+        """Replace every RDMA edge leaving ``source`` by ``conns`` (which must all leave ``source``)."""
+        graph = self._graph.copy()
+        graph.add_node(source)
+        stale = [
+            (sink, key)
+            for sink, edges in graph.adj[source].items()
+            for key, data in edges.items()
+            if isinstance(data["edge"], RDMAConnection)
+        ]
+        for sink, key in stale:
+            graph.remove_edge(source, sink, key)
+        for conn in conns:
+            _add_edge(graph, source, conn.sink, conn.edge)
+        changed = Topology(graph)
+        return self if changed == self else changed
+
+    # --- value semantics ---
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Topology):
+            return NotImplemented
+        return self is other or self.snapshot() == other.snapshot()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Topology(nodes={len(self._graph)}, edges={self._graph.number_of_edges()})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        snapshot_schema = handler.generate_schema(TopologySnapshot)
+        from_snapshot = core_schema.no_info_after_validator_function(cls.from_snapshot, snapshot_schema)
+        return core_schema.json_or_python_schema(
+            json_schema=from_snapshot,
+            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_snapshot]),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda topology: topology.snapshot(), return_schema=snapshot_schema
+            ),
+        )
+
+
+def _has_edge(graph: nx.MultiDiGraph[NodeId], source: NodeId, sink: NodeId, edge: EdgeValue) -> bool:
+    data = graph.get_edge_data(source, sink)
+    return data is not None and any(item["edge"] == edge for item in data.values())
+
+
+def _add_edge(graph: nx.MultiDiGraph[NodeId], source: NodeId, sink: NodeId, edge: EdgeValue) -> None:
+    if not _has_edge(graph, source, sink, edge):
+        graph.add_edge(source, sink, edge=edge)

@@ -1,0 +1,16 @@
+//! `PyO3` bindings of `clusterstate-core`, importable from Python as `clusterstate._core`.
+
+use pyo3::prelude::*;
+
+// `module = "clusterstate"` makes the module's full name `clusterstate._core`; classes declared inside inherit it as
+// their `__module__`. `gil_used = false` declares free-threading support (the default since PyO3 0.28, kept explicit).
+/// Rust core of clusterstate (typed in `clusterstate/_core.pyi`).
+#[pymodule(gil_used = false, module = "clusterstate")]
+mod _core {
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", clusterstate_core::VERSION)
+    }
+}
