@@ -8,7 +8,8 @@ allowed, equal ones are kept once.
 Topology (the graph is copied only when something actually changes) and leaves the old one valid,
 so a State holding it is never changed under a reader. It serialises as exo's
 ``TopologySnapshot`` in a canonical order: nodes sorted, connections sorted by source then sink,
-parallel edges in the order they were added.
+parallel edges sorted (socket edges by address, then RDMA edges by interface names). The order
+never depends on history, so equal graphs are equal values with identical JSON.
 """
 
 from __future__ import annotations
@@ -111,6 +112,14 @@ def _edge_shape(value: Any) -> str | None:
 
 EdgeValue = SocketConnection | RDMAConnection
 
+
+def edge_order(edge: EdgeValue) -> tuple[int, str, str]:
+    """The canonical order of parallel edges: socket edges by address, then RDMA edges by interfaces."""
+    if isinstance(edge, SocketConnection):
+        return (0, edge.sink_multiaddr.address, "")
+    return (1, edge.source_rdma_iface, edge.sink_rdma_iface)
+
+
 Edge = Annotated[
     Annotated[SocketConnection, Tag("SocketConnection")] | Annotated[RDMAConnection, Tag("RDMAConnection")],
     Discriminator(_edge_shape),
@@ -159,7 +168,7 @@ class Topology:
         return sorted(self._graph.nodes)
 
     def list_connections(self) -> list[Connection]:
-        """Every edge, sorted by source then sink; parallel edges in the order they were added."""
+        """Every edge in canonical order (see the module docstring)."""
         return [
             Connection(source=source, sink=sink, edge=edge)
             for source, sinks in self._sorted_adjacency()
@@ -172,9 +181,9 @@ class Topology:
         if node_id not in self._graph:
             return []
         return [
-            Connection(source=node_id, sink=sink, edge=data["edge"])
+            Connection(source=node_id, sink=sink, edge=edge)
             for sink in sorted(self._graph.successors(node_id))
-            for data in self._graph.get_edge_data(node_id, sink).values()
+            for edge in self._edges(node_id, sink)
         ]
 
     def successors(self, node_id: NodeId) -> list[NodeId]:
@@ -191,10 +200,13 @@ class Topology:
             connections={source: dict(sinks) for source, sinks in self._sorted_adjacency()},
         )
 
+    def _edges(self, source: NodeId, sink: NodeId) -> list[EdgeValue]:
+        return sorted((data["edge"] for data in self._graph.get_edge_data(source, sink).values()), key=edge_order)
+
     def _sorted_adjacency(self) -> list[tuple[NodeId, list[tuple[NodeId, list[EdgeValue]]]]]:
         graph = self._graph
         return [
-            (source, [(sink, [data["edge"] for data in graph.get_edge_data(source, sink).values()]) for sink in sinks])
+            (source, [(sink, self._edges(source, sink)) for sink in sinks])
             for source in sorted(graph.nodes)
             if (sinks := sorted(graph.successors(source)))
         ]
