@@ -7,8 +7,9 @@ as ``{"ClassName": {...fields...}}``. Dumps meant for people use camelCase alias
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -41,6 +42,8 @@ class CamelCaseModel(BaseModel):
         extra="forbid",
         strict=True,
         frozen=True,
+        allow_inf_nan=False,  # JSON has no NaN/inf: pydantic would accept them and then write null
+        loc_by_alias=False,  # errors name the wire (snake_case) field, as for every other error kind
     )
 
 
@@ -91,11 +94,25 @@ def tag_discriminator(untagged: Callable[[dict[str, Any]], str | None] | None = 
     return Discriminator(discriminate)
 
 
-JsonObject = dict[str, JsonValue]
-"""A JSON object carried opaquely: validated as JSON, never looked inside by the reducer."""
+def _finite_json(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    # pydantic's JsonValue accepts NaN, Infinity and 1e400 in JSON mode and would write them back as
+    # null: a silent change of value. JSON has no such numbers, so they are rejected.
+    stack: list[JsonValue] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("JSON numbers must be finite")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
-TaggedJson = dict[str, JsonObject]
+JsonObject = Annotated[dict[str, JsonValue], AfterValidator(_finite_json)]
+"""A JSON object carried opaquely: validated as (finite) JSON, never looked inside by the reducer."""
+
+TaggedJson = Annotated[dict[str, dict[str, JsonValue]], AfterValidator(_finite_json)]
 """A tagged payload kept as JSON: ``{"Tag": {...}}``; see :func:`one_of_tags`."""
 
 

@@ -14,6 +14,7 @@ never depends on history, so equal graphs are equal values with identical JSON.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,19 +31,17 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "Edge", "Multiaddr", "RDMAConnection", "SocketConnection", "Topology", "TopologySnapshot"]
 
-_IP4 = r"/ip4/(?:\d{1,3}\.){3}\d{1,3}"
-_IP6 = r"/ip6/[0-9a-fA-F:]+"
-_DNS = r"/dns[46]?/[A-Za-z0-9.-]+"
-_MULTIADDR = re.compile(rf"^(?:{_IP4}|{_IP6}|{_DNS})/tcp/\d{{1,5}}(?:/p2p/[A-Za-z0-9]+)?$")
+_MULTIADDR = re.compile(r"^/(?P<kind>ip4|ip6)/(?P<host>[^/]+)/tcp/(?P<port>\d{1,5})(?:/p2p/[A-Za-z0-9]+)?$")
 _COMPUTED = ("address_type", "ip_address", "port")
 
 
 class Multiaddr(BaseModel):
-    """A libp2p-style address such as ``/ip4/10.0.0.2/tcp/52415``.
+    """An address a node is reachable at, such as ``/ip4/10.0.0.2/tcp/52415``.
 
-    Serialises its parts (``address_type``, ``ip_address``, ``port``) next to ``address`` and
-    ignores them on input, as exo does. An address without ``/tcp/`` is rejected: exo cannot
-    serialise one (its ``port`` raises), so none can exist on the wire.
+    Serialises its parts (``address_type``, ``ip_address`` in its canonical text form, ``port``)
+    next to ``address`` and ignores them on input, as exo does. Only ``/ip4`` and ``/ip6`` with a
+    ``/tcp/<port>`` are accepted: exo cannot serialise any other multiaddr (its ``ip_address`` and
+    ``port`` raise), so no other can be on the wire.
     """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
@@ -58,9 +57,16 @@ class Multiaddr(BaseModel):
 
     @model_validator(mode="after")
     def _check_format(self) -> Multiaddr:
-        if not _MULTIADDR.match(self.address):
-            raise ValueError(f"not a supported multiaddr (/ip4|/ip6|/dns…/<host>/tcp/<port>): {self.address!r}")
-        if not 0 <= self.port <= 65535:
+        match = _MULTIADDR.match(self.address)
+        if match is None:
+            raise ValueError(f"not a supported multiaddr (/ip4|/ip6/<address>/tcp/<port>): {self.address!r}")
+        try:
+            ip = ipaddress.ip_address(match["host"])
+        except ValueError:
+            raise ValueError(f"not an IP address in {self.address!r}") from None
+        if ip.version != (4 if match["kind"] == "ip4" else 6):
+            raise ValueError(f"address family does not match {match['kind']} in {self.address!r}")
+        if not 0 <= int(match["port"]) <= 65535:
             raise ValueError(f"port out of range in {self.address!r}")
         return self
 
@@ -72,13 +78,12 @@ class Multiaddr(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ip_address(self) -> str:
-        return self.address.split("/")[2]
+        return str(ipaddress.ip_address(self.address.split("/")[2]))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def port(self) -> int:
-        parts = self.address.split("/")
-        return int(parts[parts.index("tcp") + 1])
+        return int(self.address.split("/")[4])
 
 
 class SocketConnection(CamelCaseModel):

@@ -1,0 +1,42 @@
+"""Shared test configuration: hypothesis profiles and the import path of the test helpers.
+
+Profiles (pick one with ``HYPOTHESIS_PROFILE``; default ``dev``):
+
+- ``dev``: about 100 examples per property, random seeds, the local example database: fast feedback.
+- ``ci``: 300 examples per property, no deadline (shared runners stall), derandomized so a CI
+  failure reproduces exactly from the commit alone, and the failing example's blob printed.
+- ``debug``: few examples with verbose output, to look at what the strategies generate.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, Verbosity, settings
+
+# `--import-mode=importlib` does not put tests/ on sys.path; the helper modules (strategies.py) live here.
+_TESTS = str(Path(__file__).resolve().parent)
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+settings.register_profile(
+    "dev",
+    max_examples=100,
+    # Generous: the first example of a test also pays for pydantic schema warm-up.
+    deadline=timedelta(seconds=2),
+)
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("debug", max_examples=10, deadline=None, verbosity=Verbosity.verbose)
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
