@@ -322,7 +322,11 @@ def _set(state: State, **fields: object) -> State:
     return state.model_copy(update=changed) if changed else state
 
 
-def _with(mapping: Mapping[K, V], key: K, value: V) -> dict[K, V]:
+def _with(mapping: dict[K, V], key: K, value: V) -> dict[K, V]:
+    # An equal re-report (interfaces every 10 s, bridge status, ...) keeps the very same map, so
+    # nothing downstream (bridge cycles) is recomputed for it.
+    if key in mapping and mapping[key] == value:
+        return mapping
     return {**mapping, key: value}
 
 

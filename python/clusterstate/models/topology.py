@@ -4,9 +4,9 @@ A directed multigraph over node ids whose edges are socket reachability (``Socke
 or Thunderbolt RDMA links (``RDMAConnection``). Parallel edges between one ordered pair are
 allowed, equal ones are kept once.
 
-:class:`Topology` is an immutable value backed by a networkx graph: every change returns a new
-Topology (the graph is copied only when something actually changes) and leaves the old one valid,
-so a State holding it is never changed under a reader. It serialises as exo's
+:class:`Topology` is an immutable value: every change returns a new Topology that shares every
+unchanged adjacency row with the old one (adding an edge copies the row index and one row, not the
+graph), and leaves the old one valid, so a State holding it is never changed under a reader. It serialises as exo's
 ``TopologySnapshot`` in a canonical order: nodes sorted, connections sorted by source then sink,
 parallel edges sorted (socket edges by address, then RDMA edges by interface names). The order
 never depends on history, so equal graphs are equal values with identical JSON.
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, computed_field, model_validator
 from pydantic_core import core_schema
 
@@ -151,146 +150,136 @@ class TopologySnapshot(BaseModel):
 class Topology:
     """An immutable directed multigraph of node ids; see the module docstring."""
 
-    __slots__ = ("_graph",)
+    __slots__ = ("_out",)
 
-    def __init__(self, graph: nx.MultiDiGraph[NodeId] | None = None) -> None:
-        # The graph is owned by this value and never changed after construction.
-        self._graph: nx.MultiDiGraph[NodeId] = graph if graph is not None else nx.MultiDiGraph()
+    def __init__(self, out: Mapping[NodeId, Mapping[NodeId, tuple[EdgeValue, ...]]] | None = None) -> None:
+        # node -> sink -> its edges to that sink, canonically sorted. Every node has a row (maybe
+        # empty). Shared with the Topologies this one was derived from, so never changed in place.
+        self._out: Mapping[NodeId, Mapping[NodeId, tuple[EdgeValue, ...]]] = out if out is not None else {}
 
     # --- reading ---
 
     def __contains__(self, node_id: object) -> bool:
-        return node_id in self._graph
+        return node_id in self._out
 
     def __len__(self) -> int:
-        return len(self._graph)
+        return len(self._out)
 
     def __iter__(self) -> Iterator[NodeId]:
         return iter(self.list_nodes())
 
     def list_nodes(self) -> list[NodeId]:
         """Every node, sorted by id."""
-        return sorted(self._graph.nodes)
+        return sorted(self._out)
 
     def list_connections(self) -> list[Connection]:
         """Every edge in canonical order (see the module docstring)."""
-        return [
-            Connection(source=source, sink=sink, edge=edge)
-            for source, sinks in self._sorted_adjacency()
-            for sink, edges in sinks
-            for edge in edges
-        ]
+        return [connection for source in self.list_nodes() for connection in self.out_edges(source)]
 
     def out_edges(self, node_id: NodeId) -> list[Connection]:
-        """Edges leaving ``node_id`` (empty for an unknown node)."""
-        if node_id not in self._graph:
-            return []
-        return [
-            Connection(source=node_id, sink=sink, edge=edge)
-            for sink in sorted(self._graph.successors(node_id))
-            for edge in self._edges(node_id, sink)
-        ]
+        """Edges leaving ``node_id`` in canonical order (empty for an unknown node)."""
+        row = self._out.get(node_id, {})
+        return [Connection(source=node_id, sink=sink, edge=edge) for sink in sorted(row) for edge in row[sink]]
 
     def successors(self, node_id: NodeId) -> list[NodeId]:
         """Distinct nodes that ``node_id`` has an edge to (empty for an unknown node)."""
-        return sorted(self._graph.successors(node_id)) if node_id in self._graph else []
+        return sorted(self._out.get(node_id, {}))
 
     def is_leaf(self, node_id: NodeId) -> bool:
         """At most one distinct successor (exo's ``node_is_leaf``)."""
-        return len(self.successors(node_id)) <= 1
+        return len(self._out.get(node_id, {})) <= 1
+
+    def edge_count(self) -> int:
+        return sum(len(edges) for row in self._out.values() for edges in row.values())
 
     def snapshot(self) -> TopologySnapshot:
         return TopologySnapshot.model_construct(
             nodes=self.list_nodes(),
-            connections={source: dict(sinks) for source, sinks in self._sorted_adjacency()},
+            connections={
+                source: {sink: list(row[sink]) for sink in sorted(row)}
+                for source in self.list_nodes()
+                if (row := self._out[source])
+            },
         )
-
-    def _edges(self, source: NodeId, sink: NodeId) -> list[EdgeValue]:
-        return sorted((data["edge"] for data in self._graph.get_edge_data(source, sink).values()), key=edge_order)
-
-    def _sorted_adjacency(self) -> list[tuple[NodeId, list[tuple[NodeId, list[EdgeValue]]]]]:
-        graph = self._graph
-        return [
-            (source, [(sink, self._edges(source, sink)) for sink in sinks])
-            for source in sorted(graph.nodes)
-            if (sinks := sorted(graph.successors(source)))
-        ]
 
     # --- building: every method returns a new Topology, or self when nothing changes ---
 
     @classmethod
     def from_snapshot(cls, snapshot: TopologySnapshot) -> Topology:
         topology = cls()
-        graph = topology._graph
         for node_id in snapshot.nodes:
-            graph.add_node(node_id)
+            topology = topology.with_node(node_id)
         for source, sinks in snapshot.connections.items():
             for sink, edges in sinks.items():
                 for edge in edges:
-                    _add_edge(graph, source, sink, edge)
+                    topology = topology.with_connection(Connection(source=source, sink=sink, edge=edge))
         return topology
 
     def with_node(self, node_id: NodeId) -> Topology:
-        if node_id in self._graph:
+        if node_id in self._out:
             return self
-        graph = self._graph.copy()
-        graph.add_node(node_id)
-        return Topology(graph)
+        return Topology({**self._out, node_id: {}})
 
     def without_node(self, node_id: NodeId) -> Topology:
         """Remove the node and every edge touching it."""
-        if node_id not in self._graph:
+        if node_id not in self._out:
             return self
-        graph = self._graph.copy()
-        graph.remove_node(node_id)
-        return Topology(graph)
+        return Topology(
+            {
+                source: {sink: edges for sink, edges in row.items() if sink != node_id} if node_id in row else row
+                for source, row in self._out.items()
+                if source != node_id
+            }
+        )
 
     def with_connection(self, conn: Connection) -> Topology:
         """Add an edge; unknown endpoints are added too (exo's behaviour, kept)."""
-        if _has_edge(self._graph, conn.source, conn.sink, conn.edge):
+        edges = self._out.get(conn.source, {}).get(conn.sink, ())
+        if conn.edge in edges:
             return self
-        graph = self._graph.copy()
-        _add_edge(graph, conn.source, conn.sink, conn.edge)
-        return Topology(graph)
+        out = dict(self._out)
+        out.setdefault(conn.sink, {})
+        out[conn.source] = {**out.get(conn.source, {}), conn.sink: _canonical((*edges, conn.edge))}
+        return Topology(out)
 
     def without_connection(self, conn: Connection) -> Topology:
-        """Remove every edge equal to ``conn`` in that direction only."""
-        if not _has_edge(self._graph, conn.source, conn.sink, conn.edge):
+        """Remove the edge equal to ``conn``, in that direction only."""
+        row = self._out.get(conn.source, {})
+        edges = row.get(conn.sink, ())
+        if conn.edge not in edges:
             return self
-        graph = self._graph.copy()
-        keys = [key for key, data in graph.get_edge_data(conn.source, conn.sink).items() if data["edge"] == conn.edge]
-        for key in keys:
-            graph.remove_edge(conn.source, conn.sink, key)
-        return Topology(graph)
+        kept = tuple(edge for edge in edges if edge != conn.edge)
+        new_row = {sink: item for sink, item in row.items() if sink != conn.sink}
+        if kept:
+            new_row[conn.sink] = kept
+        return Topology({**self._out, conn.source: new_row})
 
     def with_rdma_out_edges(self, source: NodeId, conns: Iterable[Connection]) -> Topology:
         """Replace every RDMA edge leaving ``source`` by ``conns`` (which must all leave ``source``)."""
-        graph = self._graph.copy()
-        graph.add_node(source)
-        stale = [
-            (sink, key)
-            for sink, edges in graph.adj[source].items()
-            for key, data in edges.items()
-            if isinstance(data["edge"], RDMAConnection)
-        ]
-        for sink, key in stale:
-            graph.remove_edge(source, sink, key)
+        wanted: dict[NodeId, list[EdgeValue]] = {}
+        for sink, edges in self._out.get(source, {}).items():
+            wanted[sink] = [edge for edge in edges if not isinstance(edge, RDMAConnection)]
         for conn in conns:
-            _add_edge(graph, source, conn.sink, conn.edge)
-        changed = Topology(graph)
-        return self if changed == self else changed
+            wanted.setdefault(conn.sink, []).append(conn.edge)
+        row = {sink: _canonical(edges) for sink, edges in wanted.items() if edges}
+        if source in self._out and row == self._out[source]:
+            return self
+        out = {**self._out, source: row}
+        for sink in row:
+            out.setdefault(sink, {})
+        return Topology(out)
 
     # --- value semantics ---
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Topology):
             return NotImplemented
-        return self is other or self.snapshot() == other.snapshot()
+        return self is other or self._out == other._out
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Topology(nodes={len(self._graph)}, edges={self._graph.number_of_edges()})"
+        return f"Topology(nodes={len(self)}, edges={self.edge_count()})"
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -305,11 +294,10 @@ class Topology:
         )
 
 
-def _has_edge(graph: nx.MultiDiGraph[NodeId], source: NodeId, sink: NodeId, edge: EdgeValue) -> bool:
-    data = graph.get_edge_data(source, sink)
-    return data is not None and any(item["edge"] == edge for item in data.values())
-
-
-def _add_edge(graph: nx.MultiDiGraph[NodeId], source: NodeId, sink: NodeId, edge: EdgeValue) -> None:
-    if not _has_edge(graph, source, sink, edge):
-        graph.add_edge(source, sink, edge=edge)
+def _canonical(edges: Iterable[EdgeValue]) -> tuple[EdgeValue, ...]:
+    """Parallel edges deduplicated and in canonical order."""
+    unique: list[EdgeValue] = []
+    for edge in edges:
+        if edge not in unique:
+            unique.append(edge)
+    return tuple(sorted(unique, key=edge_order))

@@ -1,0 +1,78 @@
+"""Each worker's reachability sweep (reference/exo-core.md §7.4): the socket edges of the topology.
+
+Every sweep, a node probes ``http://<ip>:52415/node_id`` on every IP of every other node that
+the State shows in the topology with network interfaces. A reply from the expected node confirms
+the edge "this node reaches that one at that IP"; new confirmations become
+``TopologyEdgeCreated``, socket out-edges no longer confirmed become ``TopologyEdgeDeleted``. The
+next sweep starts 10 s after one ends. A probe of a dead machine only fails after 3 attempts with
+a 5 s timeout and 1 s pauses, so a sweep that meets one takes about 17 s longer.
+"""
+
+from __future__ import annotations
+
+from clusterstate.models import (
+    Connection,
+    Multiaddr,
+    NodeId,
+    SocketConnection,
+    TopologyEdgeCreated,
+    TopologyEdgeDeleted,
+)
+
+from .sim import NodeRuntime, Sim
+
+__all__ = ["API_PORT", "reachable", "start_sweeps"]
+
+API_PORT = 52415
+_SWEEP_PAUSE_S = 10.0
+_DEAD_PROBE_S = 17.0
+
+
+def reachable(sim: Sim, source: NodeRuntime, sink: NodeRuntime, ip: str) -> bool:
+    """Whether ``source`` gets ``sink``'s node id back when probing ``ip`` now."""
+    if not sink.up:
+        return False
+    if ip == sink.spec.lan_ip:
+        return frozenset((source.node_id, sink.node_id)) not in sim.spec.lan_unreachable
+    if ip == sink.spec.bridge_ip:
+        # The Thunderbolt Bridge forwards within a cabled group whose members all enabled it.
+        return source.spec.bridge_enabled and source.spec.tb_group == sink.spec.tb_group
+    # Loopback, docker and link-local addresses answer with the prober's own id, or not at all.
+    return False
+
+
+def start_sweeps(sim: Sim, node: NodeRuntime, boot: float) -> None:
+    """Start the node's sweep loop for the life that begins at ``boot``."""
+    sim.on_node(node, boot + node.rng.uniform(0.5, 3.0), lambda now: _sweep(sim, node, now))
+
+
+def _sweep(sim: Sim, node: NodeRuntime, start: float) -> None:
+    targets = [
+        (peer, ip)
+        for peer in sim.nodes.values()
+        if peer is not node and peer.node_id in sim.in_topology
+        for ip in sim.network.get(peer.node_id, ())
+    ]
+    any_dead = any(not peer.up for peer, _ in targets)
+    confirmed = [(peer.node_id, ip) for peer, ip in targets if reachable(sim, node, peer, ip)]
+    duration = node.rng.uniform(0.02, 0.25) + (_DEAD_PROBE_S if any_dead else 0.0)
+
+    def finish(now: float) -> None:
+        edges = sim.socket_edges.setdefault(node.node_id, {})
+        # A peer the master dropped during the sweep is not re-added (it would be a ghost node).
+        fresh = [key for key in confirmed if key not in edges and key[0] in sim.in_topology]
+        stale = [key for key in edges if key not in confirmed]
+        for key in fresh:
+            edges[key] = None
+            sim.emit(node.node_id, TopologyEdgeCreated(event_id=sim.event_id(), conn=_connection(node.node_id, *key)))
+        for key in stale:
+            del edges[key]
+            sim.emit(node.node_id, TopologyEdgeDeleted(event_id=sim.event_id(), conn=_connection(node.node_id, *key)))
+        sim.on_node(node, now + _SWEEP_PAUSE_S, lambda later: _sweep(sim, node, later))
+
+    sim.on_node(node, start + duration, finish)
+
+
+def _connection(source: NodeId, sink: NodeId, ip: str) -> Connection:
+    address = Multiaddr(address=f"/ip4/{ip}/tcp/{API_PORT}")
+    return Connection(source=source, sink=sink, edge=SocketConnection(sink_multiaddr=address))
