@@ -1,16 +1,49 @@
 //! Pure-Rust state core of `clusterstate`, the event-sourced store of a cluster master.
 //!
 //! This crate knows nothing about Python: the `PyO3` bindings live in the `clusterstate-py` crate, which exposes it as
-//! `clusterstate._core`. It will hold the event and `State` types, the reducer (`apply`), the event log and the
-//! staleness tracker that decides node liveness from the event stream rather than from wall clocks.
+//! `clusterstate._core`. It holds the event and [`State`] types (the same JSON as the pydantic models, byte for
+//! byte), and the reducer [`apply()`], rule for rule the Python reference (`clusterstate.reference.apply`).
 //!
-//! For now it only carries its version:
+//! - [`events`], [`profiling`], [`topology`], [`work`], [`state`]: the types, one module per Python models module;
+//!   [`ids`]: the id newtypes (shared `Arc<str>`).
+//! - [`apply()`], [`fold`], [`replay`]: the reducer; [`cycles`]: the Thunderbolt-bridge cycles it derives.
+//! - [`codec`]: bytes to types with a [`DecodeError`], types to pydantic's bytes; [`json`]: the float layout and
+//!   opaque payloads; [`case`]: the camelCase (`by_alias=True`) form.
+//! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`], [`CoreError`].
+//!
+//! The golden traces in `tests/data/golden/` (written by `tests/golden.py` from the Python reference) are replayed
+//! by `rust/core/tests/golden.rs`: every event re-encodes byte for byte and every intermediate State matches.
 //!
 //! ```
-//! assert_eq!(clusterstate_core::VERSION, env!("CARGO_PKG_VERSION"));
-//! assert!(!clusterstate_core::VERSION.is_empty());
+//! use clusterstate_core::{apply, codec, json::Case, State};
+//!
+//! let line = br#"{"idx":0,"origin":null,"event":{"NodeGatheredInfo":{"event_id":"e","node_id":"n","info":{"MiscData":{"friendly_name":"mac"}}}}}"#;
+//! let event = codec::decode_indexed_event(line).unwrap();
+//! let state = apply(&State::default(), &event).unwrap();
+//! assert_eq!(state.node_identities["n"].friendly_name, "mac");
+//! assert_eq!(codec::encode(&event, Case::Snake), line); // re-encodes byte for byte
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod case;
+pub mod codec;
+pub mod cycles;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod json;
+pub mod profiling;
+pub mod state;
+pub mod topology;
+pub mod work;
+
+pub use apply::{apply, fold, replay};
+pub use error::{ApplyError, CoreError, CoreResult, DecodeError};
+pub use events::{Event, IndexedEvent};
+pub use ids::{CommandId, EventId, InstanceId, ModelId, NodeId, RunnerId, TaskId};
+pub use state::State;
+pub use topology::Topology;
 
 /// Version of this crate, which is also the version of the `clusterstate` Python package.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

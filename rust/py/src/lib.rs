@@ -1,5 +1,11 @@
 //! `PyO3` bindings of `clusterstate-core`, importable from Python as `clusterstate._core`.
 
+mod convert;
+mod depythonize;
+mod errors;
+mod reducer;
+mod state;
+
 use pyo3::prelude::*;
 
 // `module = "clusterstate"` makes the module's full name `clusterstate._core`; classes declared inside inherit it as
@@ -8,6 +14,11 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false, module = "clusterstate")]
 mod _core {
     use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::reducer::{apply, apply_many};
+    #[pymodule_export]
+    use crate::state::PyState;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

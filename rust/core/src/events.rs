@@ -1,0 +1,408 @@
+//! Events and their envelopes (`python/clusterstate/models/events.py`).
+//!
+//! Changes from exo, as in the Python models: `NodeGatheredInfo` has no `when` (a legacy `when` is accepted and
+//! dropped); `NodeDisconnected{node_id, last_index, stale_cycles}` replaces `NodeTimedOut` (which still decodes);
+//! `IndexedEvent{idx, origin, event}` records which node produced the event.
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ids::{CommandId, EventId, InstanceId, NodeId, RunnerId, TaskId};
+use crate::json::{TagSet, TaggedJson};
+use crate::profiling::GatheredInfo;
+use crate::topology::Connection;
+use crate::work::{DownloadProgress, Instance, RunnerStatus, Task, TaskStatus};
+
+/// The tags of [`GenerationChunk`].
+#[derive(Debug)]
+pub enum GenerationChunkTags {}
+
+impl TagSet for GenerationChunkTags {
+    const TAGS: &'static [&'static str] = &["TokenChunk", "ImageChunk", "ToolCallChunk", "ErrorChunk"];
+}
+
+/// A generated token, tool call, image piece or error; opaque to the reducer.
+pub type GenerationChunk = TaggedJson<GenerationChunkTags>;
+
+/// The tag of [`InputImageChunk`].
+#[derive(Debug)]
+pub enum InputImageChunkTags {}
+
+impl TagSet for InputImageChunkTags {
+    const TAGS: &'static [&'static str] = &["InputImageChunk"];
+}
+
+/// A piece of an input image for an edit request; opaque to the reducer.
+pub type InputImageChunk = TaggedJson<InputImageChunkTags>;
+
+/// Declares an event struct: `event_id` (a fresh uuid4 when absent) first, then the given fields.
+macro_rules! event_struct {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fattr:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[serde(default = "EventId::new_random", alias = "eventId")]
+            pub event_id: EventId,
+            $($(#[$fattr])* pub $field: $ty,)*
+        }
+    };
+}
+
+event_struct!(
+    /// `TestEvent`: carries nothing.
+    TestEvent {}
+);
+event_struct!(
+    /// `TaskCreated`.
+    TaskCreated {
+        #[serde(alias = "taskId")]
+        task_id: TaskId,
+        task: Task,
+    }
+);
+event_struct!(
+    /// `TaskStatusUpdated`.
+    TaskStatusUpdated {
+        #[serde(alias = "taskId")]
+        task_id: TaskId,
+        #[serde(alias = "taskStatus")]
+        task_status: TaskStatus,
+    }
+);
+event_struct!(
+    /// `TaskFailed`.
+    TaskFailed {
+        #[serde(alias = "taskId")]
+        task_id: TaskId,
+        #[serde(alias = "errorType")]
+        error_type: String,
+        #[serde(alias = "errorMessage")]
+        error_message: String,
+    }
+);
+event_struct!(
+    /// `TaskDeleted`.
+    TaskDeleted {
+        #[serde(alias = "taskId")]
+        task_id: TaskId,
+    }
+);
+event_struct!(
+    /// `TaskAcknowledged`.
+    TaskAcknowledged {
+        #[serde(alias = "taskId")]
+        task_id: TaskId,
+    }
+);
+event_struct!(
+    /// `InstanceCreated`.
+    InstanceCreated {
+        instance: Instance,
+    }
+);
+event_struct!(
+    /// `InstanceDeleted`.
+    InstanceDeleted {
+        #[serde(alias = "instanceId")]
+        instance_id: InstanceId,
+    }
+);
+event_struct!(
+    /// `RunnerStatusUpdated`.
+    RunnerStatusUpdated {
+        #[serde(alias = "runnerId")]
+        runner_id: RunnerId,
+        #[serde(alias = "runnerStatus")]
+        runner_status: RunnerStatus,
+    }
+);
+event_struct!(
+    /// `RunnerDeleted`.
+    RunnerDeleted {
+        #[serde(alias = "runnerId")]
+        runner_id: RunnerId,
+    }
+);
+event_struct!(
+    /// Legacy exo event: decodes and applies like [`NodeDisconnected`] without evidence.
+    NodeTimedOut {
+        #[serde(alias = "nodeId")]
+        node_id: NodeId,
+    }
+);
+
+/// Deserialises a required field that may be `null` (serde would otherwise default a missing `Option` to `None`).
+fn required_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(deserializer)
+}
+
+event_struct!(
+    /// The master declared a node gone because its event index stopped advancing.
+    ///
+    /// `last_index` is the global index of the node's last event (`None` for a node never heard from);
+    /// `stale_cycles` is how many consecutive plan cycles saw no progress.
+    NodeDisconnected {
+        #[serde(alias = "nodeId")]
+        node_id: NodeId,
+        #[serde(alias = "lastIndex", deserialize_with = "required_option")]
+        last_index: Option<u64>,
+        #[serde(alias = "staleCycles")]
+        stale_cycles: u64,
+    }
+);
+
+/// One hardware sample from a node's gatherer. No `when` (no wall clock in events); a legacy `when` is dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "NodeGatheredInfoInput")]
+pub struct NodeGatheredInfo {
+    pub event_id: EventId,
+    pub node_id: NodeId,
+    pub info: GatheredInfo,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeGatheredInfoInput {
+    #[serde(default = "EventId::new_random", alias = "eventId")]
+    event_id: EventId,
+    #[serde(alias = "nodeId")]
+    node_id: NodeId,
+    info: GatheredInfo,
+    #[serde(default)]
+    #[allow(dead_code)]
+    when: Option<IgnoredAny>,
+}
+
+impl From<NodeGatheredInfoInput> for NodeGatheredInfo {
+    fn from(input: NodeGatheredInfoInput) -> Self {
+        Self {
+            event_id: input.event_id,
+            node_id: input.node_id,
+            info: input.info,
+        }
+    }
+}
+
+event_struct!(
+    /// `NodeDownloadProgress`.
+    NodeDownloadProgress {
+        #[serde(alias = "downloadProgress")]
+        download_progress: DownloadProgress,
+    }
+);
+event_struct!(
+    /// `ChunkGenerated`: streamed to clients, never part of State.
+    ChunkGenerated {
+        #[serde(alias = "commandId")]
+        command_id: CommandId,
+        chunk: GenerationChunk,
+    }
+);
+event_struct!(
+    /// `InputChunkReceived`: streamed, never part of State.
+    InputChunkReceived {
+        #[serde(alias = "commandId")]
+        command_id: CommandId,
+        chunk: InputImageChunk,
+    }
+);
+event_struct!(
+    /// `TopologyEdgeCreated`.
+    TopologyEdgeCreated {
+        conn: Connection,
+    }
+);
+event_struct!(
+    /// `TopologyEdgeDeleted`.
+    TopologyEdgeDeleted {
+        conn: Connection,
+    }
+);
+
+/// One trace span of a runner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceEventData {
+    pub name: String,
+    #[serde(alias = "startUs")]
+    pub start_us: i64,
+    #[serde(alias = "durationUs")]
+    pub duration_us: i64,
+    pub rank: i64,
+    pub category: String,
+}
+
+event_struct!(
+    /// `TracesCollected`.
+    TracesCollected {
+        #[serde(alias = "taskId")]
+        task_id: TaskId,
+        rank: i64,
+        traces: Vec<TraceEventData>,
+    }
+);
+event_struct!(
+    /// `TracesMerged`.
+    TracesMerged {
+        #[serde(alias = "taskId")]
+        task_id: TaskId,
+        traces: Vec<TraceEventData>,
+    }
+);
+
+/// Any event. Externally tagged: `{"NodeGatheredInfo": {...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    TestEvent(TestEvent),
+    TaskCreated(TaskCreated),
+    TaskStatusUpdated(TaskStatusUpdated),
+    TaskFailed(TaskFailed),
+    TaskDeleted(TaskDeleted),
+    TaskAcknowledged(TaskAcknowledged),
+    InstanceCreated(InstanceCreated),
+    InstanceDeleted(InstanceDeleted),
+    RunnerStatusUpdated(RunnerStatusUpdated),
+    RunnerDeleted(RunnerDeleted),
+    NodeTimedOut(NodeTimedOut),
+    NodeDisconnected(NodeDisconnected),
+    NodeGatheredInfo(NodeGatheredInfo),
+    NodeDownloadProgress(NodeDownloadProgress),
+    ChunkGenerated(ChunkGenerated),
+    InputChunkReceived(InputChunkReceived),
+    TopologyEdgeCreated(TopologyEdgeCreated),
+    TopologyEdgeDeleted(TopologyEdgeDeleted),
+    TracesCollected(TracesCollected),
+    TracesMerged(TracesMerged),
+}
+
+impl Event {
+    /// The event's tag, e.g. `"NodeGatheredInfo"`.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Self::TestEvent(_) => "TestEvent",
+            Self::TaskCreated(_) => "TaskCreated",
+            Self::TaskStatusUpdated(_) => "TaskStatusUpdated",
+            Self::TaskFailed(_) => "TaskFailed",
+            Self::TaskDeleted(_) => "TaskDeleted",
+            Self::TaskAcknowledged(_) => "TaskAcknowledged",
+            Self::InstanceCreated(_) => "InstanceCreated",
+            Self::InstanceDeleted(_) => "InstanceDeleted",
+            Self::RunnerStatusUpdated(_) => "RunnerStatusUpdated",
+            Self::RunnerDeleted(_) => "RunnerDeleted",
+            Self::NodeTimedOut(_) => "NodeTimedOut",
+            Self::NodeDisconnected(_) => "NodeDisconnected",
+            Self::NodeGatheredInfo(_) => "NodeGatheredInfo",
+            Self::NodeDownloadProgress(_) => "NodeDownloadProgress",
+            Self::ChunkGenerated(_) => "ChunkGenerated",
+            Self::InputChunkReceived(_) => "InputChunkReceived",
+            Self::TopologyEdgeCreated(_) => "TopologyEdgeCreated",
+            Self::TopologyEdgeDeleted(_) => "TopologyEdgeDeleted",
+            Self::TracesCollected(_) => "TracesCollected",
+            Self::TracesMerged(_) => "TracesMerged",
+        }
+    }
+}
+
+/// An event with its global index and the node that produced it (`None` if unknown).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexedEvent {
+    pub idx: u64,
+    #[serde(default)]
+    pub origin: Option<NodeId>,
+    pub event: Event,
+}
+
+impl IndexedEvent {
+    /// The node whose liveness this event proves (`origin_node` in the Python models).
+    ///
+    /// The envelope's `origin` when present; otherwise (exo-shaped input) the producer named inside the event: the
+    /// sampled node, the downloading node, or the source of a reachability edge. An event *about* a node that the
+    /// node did not produce (`NodeDisconnected`) names no producer.
+    pub fn origin_node(&self) -> Option<&NodeId> {
+        if let Some(origin) = &self.origin {
+            return Some(origin);
+        }
+        match &self.event {
+            Event::NodeGatheredInfo(event) => Some(&event.node_id),
+            Event::NodeDownloadProgress(event) => Some(event.download_progress.node_id()),
+            Event::TopologyEdgeCreated(TopologyEdgeCreated { conn, .. })
+            | Event::TopologyEdgeDeleted(TopologyEdgeDeleted { conn, .. }) => Some(&conn.source),
+            _ => None,
+        }
+    }
+}
+
+/// A master's term: the elected node and the election clock it won at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionId {
+    #[serde(alias = "masterNodeId")]
+    pub master_node_id: NodeId,
+    #[serde(alias = "electionClock")]
+    pub election_clock: u64,
+}
+
+/// exo's envelope on the wire: a producer's counter (`local_events`) or the global index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwarderEvent {
+    #[serde(alias = "originIdx")]
+    pub origin_idx: u64,
+    pub origin: NodeId,
+    pub session: SessionId,
+    pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(text: &str) -> Result<IndexedEvent, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    #[test]
+    fn legacy_when_is_dropped() {
+        let event = decode(
+            r#"{"idx":0,"event":{"NodeGatheredInfo":{"event_id":"e","node_id":"n","when":"2024","info":{"NodeConfig":{}}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"idx":0,"origin":null,"event":{"NodeGatheredInfo":{"event_id":"e","node_id":"n","info":{"NodeConfig":{}}}}}"#
+        );
+        assert_eq!(event.origin_node().map(NodeId::as_str), Some("n"));
+    }
+
+    #[test]
+    fn node_disconnected_needs_last_index() {
+        assert!(
+            decode(r#"{"idx":0,"event":{"NodeDisconnected":{"event_id":"e","node_id":"n","stale_cycles":1}}}"#)
+                .is_err()
+        );
+        let event = decode(
+            r#"{"idx":0,"event":{"NodeDisconnected":{"event_id":"e","node_id":"n","last_index":null,"staleCycles":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.origin_node(), None);
+        assert!(decode(r#"{"idx":0,"event":{"NodeTimedOut":{"event_id":"e","nodeId":"n"}}}"#).is_ok());
+    }
+
+    #[test]
+    fn bad_events_are_refused() {
+        for bad in [
+            r#"{"idx":-1,"event":{"TestEvent":{}}}"#,
+            r#"{"idx":1.0,"event":{"TestEvent":{}}}"#,
+            r#"{"idx":0,"event":{"Nope":{}}}"#,
+            r#"{"idx":0,"event":{"TestEvent":{"TestEvent":{}}}}"#,
+            r#"{"idx":0,"event":{"TestEvent":{},"TaskDeleted":{}}}"#,
+            r#"{"idx":0,"event":{"TestEvent":{}},"x":1}"#,
+            r#"{"idx":0,"event":{"TaskStatusUpdated":{"task_id":"t","task_status":"Pending","taskStatus":"Failed"}}}"#,
+            r#"{"idx":0}"#,
+        ] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
+    }
+}

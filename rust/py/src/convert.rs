@@ -1,0 +1,43 @@
+//! Turning the Python arguments of `apply` into core values: one conversion per argument, before any work.
+
+use clusterstate_core::{codec, IndexedEvent, State};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+
+use crate::depythonize::depythonize;
+use crate::errors::{decode_error, invalid};
+use crate::state::PyState;
+
+/// A State argument: the Rust `State`, or a pydantic `clusterstate.models.State` (converted through its JSON).
+pub fn state_arg(obj: &Bound<'_, PyAny>) -> PyResult<State> {
+    if let Ok(state) = obj.cast::<PyState>() {
+        return Ok(state.get().inner.clone());
+    }
+    let json = obj
+        .call_method0(pyo3::intern!(obj.py(), "model_dump_json"))
+        .map_err(|_| invalid("state", format!("expected a State, got {}", type_name(obj))))?;
+    let json = json
+        .cast::<PyString>()
+        .map_err(|_| invalid("state", "model_dump_json() did not return a str"))?;
+    codec::decode_state(json.to_str()?.as_bytes()).map_err(|err| decode_error(&err))
+}
+
+/// An indexed-event argument: a pydantic `IndexedEvent`, or its JSON as `bytes`, `bytearray` or `str`.
+pub fn event_arg(obj: &Bound<'_, PyAny>) -> PyResult<IndexedEvent> {
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
+        return codec::decode_indexed_event(bytes.as_bytes()).map_err(|err| decode_error(&err));
+    }
+    if let Ok(text) = obj.cast::<PyString>() {
+        return codec::decode_indexed_event(text.to_str()?.as_bytes()).map_err(|err| decode_error(&err));
+    }
+    if let Ok(array) = obj.cast::<PyByteArray>() {
+        return codec::decode_indexed_event(&array.to_vec()).map_err(|err| decode_error(&err));
+    }
+    depythonize(obj).map_err(|err| invalid("indexed event", err.to_string()))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "an unknown object".to_owned(), |name| name.to_string())
+}

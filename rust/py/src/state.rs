@@ -1,0 +1,201 @@
+//! `clusterstate._core.State`: the Rust-owned, persistent State, read like the pydantic `State`.
+
+use clusterstate_core::json::{self, Case};
+use clusterstate_core::{codec, State};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+use serde::Serialize;
+
+use crate::convert::state_arg;
+use crate::errors::{decode_error, invalid};
+
+static FIELD_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DECODE_STATE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static PYDANTIC_STATE: PyOnceLock<Py<pyo3::types::PyType>> = PyOnceLock::new();
+
+/// The cluster State held by the Rust core: immutable, structurally shared between versions.
+#[pyclass(frozen, name = "State", module = "clusterstate._core")]
+pub struct PyState {
+    pub inner: State,
+}
+
+/// One State field as the pydantic State holds it (typed models in plain dicts and lists).
+fn field<T: Serialize + ?Sized>(py: Python<'_>, name: &str, value: &T) -> PyResult<Py<PyAny>> {
+    let field_value = FIELD_VALUE.import(py, "clusterstate._fields", "field_value")?;
+    let json = PyBytes::new(py, &codec::encode(value, Case::Snake));
+    Ok(field_value.call1((name, json))?.unbind())
+}
+
+#[pymethods]
+impl PyState {
+    /// An empty State (`last_event_applied_idx == -1`).
+    #[new]
+    fn new() -> Self {
+        PyState {
+            inner: State::default(),
+        }
+    }
+
+    /// The Rust State of a pydantic `clusterstate.models.State` (or a copy of a Rust State).
+    #[staticmethod]
+    fn from_pydantic(state: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(PyState {
+            inner: state_arg(state)?,
+        })
+    }
+
+    /// Decode a State from its JSON (`bytes`, `bytearray` or `str`, either key spelling).
+    #[staticmethod]
+    fn from_json(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let decoded = if let Ok(bytes) = data.cast::<PyBytes>() {
+            codec::decode_state(bytes.as_bytes())
+        } else if let Ok(text) = data.cast::<PyString>() {
+            codec::decode_state(text.to_str()?.as_bytes())
+        } else if let Ok(array) = data.cast::<PyByteArray>() {
+            codec::decode_state(&array.to_vec())
+        } else {
+            return Err(invalid("state", "expected JSON as bytes, bytearray or str"));
+        };
+        decoded.map(|inner| PyState { inner }).map_err(|err| decode_error(&err))
+    }
+
+    /// The equal pydantic `clusterstate.models.State`.
+    fn to_pydantic(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let decode = DECODE_STATE.import(py, "clusterstate.codec", "decode_state")?;
+        let json = PyBytes::new(py, &codec::encode(&self.inner, Case::Snake));
+        Ok(decode.call1((json,))?.unbind())
+    }
+
+    /// The JSON the pydantic State writes for the same content, byte for byte.
+    #[pyo3(signature = (*, by_alias = false))]
+    fn model_dump_json(&self, by_alias: bool) -> String {
+        let case = if by_alias { Case::Camel } else { Case::Snake };
+        json::to_string(&self.inner, case).unwrap_or_default()
+    }
+
+    /// The State as plain JSON-compatible Python data (what `model_dump(mode="json")` gives).
+    #[pyo3(signature = (*, by_alias = false))]
+    fn model_dump(&self, py: Python<'_>, by_alias: bool) -> PyResult<Py<PyAny>> {
+        let loads = JSON_LOADS.import(py, "json", "loads")?;
+        Ok(loads.call1((self.model_dump_json(by_alias),))?.unbind())
+    }
+
+    #[getter]
+    fn instances(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "instances", &self.inner.instances)
+    }
+
+    #[getter]
+    fn runners(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "runners", &self.inner.runners)
+    }
+
+    #[getter]
+    fn downloads(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "downloads", &self.inner.downloads)
+    }
+
+    #[getter]
+    fn tasks(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "tasks", &self.inner.tasks)
+    }
+
+    #[getter]
+    fn last_event_index_by_node(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "last_event_index_by_node", &self.inner.last_event_index_by_node)
+    }
+
+    #[getter]
+    fn topology(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "topology", &self.inner.topology)
+    }
+
+    #[getter]
+    fn last_event_applied_idx(&self) -> i64 {
+        self.inner.last_event_applied_idx
+    }
+
+    #[getter]
+    fn node_identities(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_identities", &self.inner.node_identities)
+    }
+
+    #[getter]
+    fn node_memory(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_memory", &self.inner.node_memory)
+    }
+
+    #[getter]
+    fn node_disk(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_disk", &self.inner.node_disk)
+    }
+
+    #[getter]
+    fn node_system(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_system", &self.inner.node_system)
+    }
+
+    #[getter]
+    fn node_network(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_network", &self.inner.node_network)
+    }
+
+    #[getter]
+    fn node_thunderbolt(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_thunderbolt", &self.inner.node_thunderbolt)
+    }
+
+    #[getter]
+    fn node_thunderbolt_bridge(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_thunderbolt_bridge", &self.inner.node_thunderbolt_bridge)
+    }
+
+    #[getter]
+    fn node_rdma_ctl(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "node_rdma_ctl", &self.inner.node_rdma_ctl)
+    }
+
+    #[getter]
+    fn thunderbolt_bridge_cycles(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        field(py, "thunderbolt_bridge_cycles", &*self.inner.thunderbolt_bridge_cycles)
+    }
+
+    /// Every node the State holds anything about: in the topology or with an event index.
+    fn known_nodes(&self) -> Vec<String> {
+        self.inner
+            .known_nodes()
+            .iter()
+            .map(|node| node.as_str().to_owned())
+            .collect()
+    }
+
+    /// Equal to a Rust or pydantic State with the same content.
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if let Ok(other) = other.cast::<PyState>() {
+            return Ok(pyo3::types::PyBool::new(py, self.inner == other.get().inner)
+                .to_owned()
+                .into_any()
+                .unbind());
+        }
+        let pydantic_state = PYDANTIC_STATE.import(py, "clusterstate.models", "State")?;
+        if other.is_instance(pydantic_state)? {
+            let equal = self.inner == state_arg(other)?;
+            return Ok(pyo3::types::PyBool::new(py, equal).to_owned().into_any().unbind());
+        }
+        Ok(py.NotImplemented())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "State(last_event_applied_idx={}, nodes={}, edges={}, instances={}, runners={}, tasks={})",
+            self.inner.last_event_applied_idx,
+            self.inner.topology.len(),
+            self.inner.topology.connections().count(),
+            self.inner.instances.len(),
+            self.inner.runners.len(),
+            self.inner.tasks.len(),
+        )
+    }
+}
