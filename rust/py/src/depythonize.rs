@@ -5,11 +5,14 @@
 //! object is presented in the shape its JSON would have: a model is a map of its fields, a
 //! tagged model (`clusterstate.models.TaggedModel`) is `{"ClassName": {fields}}`.
 
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
-use std::fmt;
 
 /// Why a Python object could not become the requested Rust value.
 #[derive(Debug)]
@@ -37,52 +40,76 @@ impl From<PyErr> for DepythonizeError {
 
 type Result<T> = std::result::Result<T, DepythonizeError>;
 
-static BASE_MODEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static TAGGED_MODEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
 /// Deserialize `T` from a Python object shaped like `T`'s JSON.
 pub fn depythonize<T: de::DeserializeOwned>(obj: &Bound<'_, PyAny>) -> Result<T> {
-    let py = obj.py();
-    let kinds = ModelKinds {
-        base: BASE_MODEL.import(py, "pydantic", "BaseModel")?.clone(),
-        tagged: TAGGED_MODEL
-            .import(py, "clusterstate.models._base", "TaggedModel")?
-            .clone(),
-    };
     T::deserialize(Depythonizer {
         obj: obj.clone(),
-        kinds: &kinds,
         tag: true,
     })
 }
 
-struct ModelKinds<'py> {
-    base: Bound<'py, PyType>,
-    tagged: Bound<'py, PyType>,
+/// What a Python class is to the depythonizer.
+#[derive(Clone)]
+enum Kind {
+    /// A `TaggedModel` subclass, with its tag (the class name).
+    Tagged(Arc<str>),
+    /// Any other pydantic model.
+    Model,
+    /// Anything else.
+    Other,
 }
 
-struct Depythonizer<'k, 'py> {
+static BASE_MODEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TAGGED_MODEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+thread_local! {
+    /// Kinds by class. `isinstance` on a pydantic model goes through its ABC metaclass, which costs more than the
+    /// rest of a small event's conversion; a class's kind never changes, so it is worked out once (per thread: no
+    /// lock on the hot path). Each entry keeps its class alive, so its address cannot be reused by another class.
+    /// A few dozen classes at most: a linear scan of addresses beats hashing them.
+    static KINDS: RefCell<Vec<(usize, Py<PyType>, Kind)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn kind_of(obj: &Bound<'_, PyAny>) -> Result<Kind> {
+    let class = obj.get_type();
+    let key = class.as_ptr() as usize;
+    let known = KINDS.with_borrow(|kinds| {
+        kinds
+            .iter()
+            .find(|(address, _, _)| *address == key)
+            .map(|(_, _, kind)| kind.clone())
+    });
+    if let Some(kind) = known {
+        return Ok(kind);
+    }
+    let py = obj.py();
+    let kind = if class.is_subclass(TAGGED_MODEL.import(py, "clusterstate.models._base", "TaggedModel")?)? {
+        Kind::Tagged(Arc::from(class.name()?.to_str()?))
+    } else if class.is_subclass(BASE_MODEL.import(py, "pydantic", "BaseModel")?)? {
+        Kind::Model
+    } else {
+        Kind::Other
+    };
+    KINDS.with_borrow_mut(|kinds| kinds.push((key, class.unbind(), kind.clone())));
+    Ok(kind)
+}
+
+struct Depythonizer<'py> {
     obj: Bound<'py, PyAny>,
-    kinds: &'k ModelKinds<'py>,
     /// False when presenting the fields of a tagged model that was already unwrapped.
     tag: bool,
 }
 
-impl<'py> Depythonizer<'_, 'py> {
-    fn child(&self, obj: Bound<'py, PyAny>) -> Self {
+impl<'py> Depythonizer<'py> {
+    fn new(obj: Bound<'py, PyAny>) -> Self {
+        Depythonizer { obj, tag: true }
+    }
+
+    fn fields(&self) -> Depythonizer<'py> {
         Depythonizer {
-            obj,
-            kinds: self.kinds,
-            tag: true,
+            obj: self.obj.clone(),
+            tag: false,
         }
-    }
-
-    fn is_tagged_model(&self) -> bool {
-        self.tag && self.obj.is_instance(&self.kinds.tagged).unwrap_or(false)
-    }
-
-    fn class_name(&self) -> Result<String> {
-        Ok(self.obj.get_type().name()?.to_str()?.to_owned())
     }
 
     /// The fields of a pydantic model, in declaration order: its `__dict__` holds exactly them.
@@ -90,15 +117,25 @@ impl<'py> Depythonizer<'_, 'py> {
         let dict = self.obj.getattr(pyo3::intern!(self.obj.py(), "__dict__"))?;
         dict.cast_into::<PyDict>().map_err(|e| DepythonizeError(e.to_string()))
     }
+
+    fn type_name(&self) -> String {
+        self.obj
+            .get_type()
+            .name()
+            .map_or_else(|_| "object".to_owned(), |name| name.to_string())
+    }
 }
 
-impl<'de> de::Deserializer<'de> for Depythonizer<'_, '_> {
+impl<'de> de::Deserializer<'de> for Depythonizer<'_> {
     type Error = DepythonizeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let obj = &self.obj;
         if obj.is_none() {
             return visitor.visit_unit();
+        }
+        if let Ok(value) = obj.cast::<PyString>() {
+            return visitor.visit_str(value.to_str()?);
         }
         if let Ok(value) = obj.cast::<PyBool>() {
             return visitor.visit_bool(value.is_true());
@@ -112,41 +149,32 @@ impl<'de> de::Deserializer<'de> for Depythonizer<'_, '_> {
         if let Ok(value) = obj.cast::<PyFloat>() {
             return visitor.visit_f64(value.value());
         }
-        if let Ok(value) = obj.cast::<PyString>() {
-            return visitor.visit_str(value.to_str()?);
-        }
         if let Ok(value) = obj.cast::<PyDict>() {
-            return visitor.visit_map(DictAccess::new(self.kinds, value));
+            return visitor.visit_map(DictAccess::new(value));
         }
         if let Ok(value) = obj.cast::<PyList>() {
             return visitor.visit_seq(SeqAccess {
-                kinds: self.kinds,
                 items: value.iter().collect(),
                 next: 0,
             });
         }
         if let Ok(value) = obj.cast::<PyTuple>() {
             return visitor.visit_seq(SeqAccess {
-                kinds: self.kinds,
                 items: value.iter().collect(),
                 next: 0,
             });
         }
-        if self.is_tagged_model() {
-            let tag = self.class_name()?;
-            return visitor.visit_map(TaggedAccess {
+        match kind_of(obj)? {
+            Kind::Tagged(tag) if self.tag => visitor.visit_map(TaggedAccess {
                 tag: Some(tag),
-                inner: Some(self.untagged()),
-            });
+                inner: Some(self.fields()),
+            }),
+            Kind::Tagged(_) | Kind::Model => visitor.visit_map(DictAccess::new(&self.model_fields()?)),
+            Kind::Other => Err(DepythonizeError(format!(
+                "cannot convert a Python {} to Rust",
+                self.type_name()
+            ))),
         }
-        if obj.is_instance(&self.kinds.base)? {
-            let fields = self.model_fields()?;
-            return visitor.visit_map(DictAccess::new(self.kinds, &fields));
-        }
-        Err(DepythonizeError(format!(
-            "cannot convert a Python {} to Rust",
-            self.class_name()?
-        )))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -167,37 +195,30 @@ impl<'de> de::Deserializer<'de> for Depythonizer<'_, '_> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        if self.is_tagged_model() {
-            let tag = self.class_name()?;
-            return visitor.visit_enum(EnumAccess {
-                tag,
-                content: Some(self.untagged()),
-            });
-        }
         if let Ok(dict) = self.obj.cast::<PyDict>() {
-            if dict.len() == 1 {
-                if let Some((key, value)) = dict.iter().next() {
-                    let tag = key
-                        .cast::<PyString>()
-                        .map_err(|e| DepythonizeError(e.to_string()))?
-                        .to_str()?
-                        .to_owned();
-                    return visitor.visit_enum(EnumAccess {
-                        tag,
-                        content: Some(self.child(value)),
-                    });
-                }
+            let mut items = dict.iter();
+            if let (Some((key, value)), None) = (items.next(), items.next()) {
+                let tag = key.cast::<PyString>().map_err(|e| DepythonizeError(e.to_string()))?;
+                let tag: Arc<str> = Arc::from(tag.to_str()?);
+                return visitor.visit_enum(EnumAccess {
+                    tag,
+                    content: Some(Depythonizer::new(value)),
+                });
             }
-        }
-        if let Ok(tag) = self.obj.cast::<PyString>() {
+        } else if let Ok(tag) = self.obj.cast::<PyString>() {
             return visitor.visit_enum(EnumAccess {
-                tag: tag.to_str()?.to_owned(),
+                tag: Arc::from(tag.to_str()?),
                 content: None,
             });
+        } else if let Kind::Tagged(tag) = kind_of(&self.obj)? {
+            if self.tag {
+                let content = Some(self.fields());
+                return visitor.visit_enum(EnumAccess { tag, content });
+            }
         }
         Err(DepythonizeError(format!(
             "expected a tagged model, got a Python {}",
-            self.class_name()?
+            self.type_name()
         )))
     }
 
@@ -207,67 +228,53 @@ impl<'de> de::Deserializer<'de> for Depythonizer<'_, '_> {
     }
 }
 
-impl Depythonizer<'_, '_> {
-    fn untagged(&self) -> Self {
-        Depythonizer {
-            obj: self.obj.clone(),
-            kinds: self.kinds,
-            tag: false,
-        }
-    }
+/// A dict's (or a model's fields') entries, read one at a time.
+struct DictAccess<'py> {
+    items: pyo3::types::iter::BoundDictIterator<'py>,
+    value: Option<Bound<'py, PyAny>>,
 }
 
-struct DictAccess<'k, 'py> {
-    kinds: &'k ModelKinds<'py>,
-    items: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
-    next: usize,
-}
-
-impl<'k, 'py> DictAccess<'k, 'py> {
-    fn new(kinds: &'k ModelKinds<'py>, dict: &Bound<'py, PyDict>) -> Self {
+impl<'py> DictAccess<'py> {
+    fn new(dict: &Bound<'py, PyDict>) -> Self {
         DictAccess {
-            kinds,
-            items: dict.iter().collect(),
-            next: 0,
+            items: dict.iter(),
+            value: None,
         }
     }
 }
 
-impl<'de> de::MapAccess<'de> for DictAccess<'_, '_> {
+impl<'de> de::MapAccess<'de> for DictAccess<'_> {
     type Error = DepythonizeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        let Some((key, _)) = self.items.get(self.next) else {
+        let Some((key, value)) = self.items.next() else {
             return Ok(None);
         };
-        let key = key.cast::<PyString>().map_err(|e| DepythonizeError(e.to_string()))?;
+        self.value = Some(value);
+        let key = key
+            .cast_into::<PyString>()
+            .map_err(|e| DepythonizeError(e.to_string()))?;
         seed.deserialize(key.to_str()?.into_deserializer()).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        let Some((_, value)) = self.items.get(self.next) else {
-            return Err(DepythonizeError("map value requested past the end".into()));
-        };
-        self.next += 1;
-        seed.deserialize(Depythonizer {
-            obj: value.clone(),
-            kinds: self.kinds,
-            tag: true,
-        })
+        match self.value.take() {
+            Some(value) => seed.deserialize(Depythonizer::new(value)),
+            None => Err(DepythonizeError("map value requested before its key".into())),
+        }
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.items.len() - self.next)
+        Some(self.items.len())
     }
 }
 
-struct SeqAccess<'k, 'py> {
-    kinds: &'k ModelKinds<'py>,
+struct SeqAccess<'py> {
     items: Vec<Bound<'py, PyAny>>,
     next: usize,
 }
 
-impl<'de> de::SeqAccess<'de> for SeqAccess<'_, '_> {
+impl<'de> de::SeqAccess<'de> for SeqAccess<'_> {
     type Error = DepythonizeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
@@ -275,12 +282,7 @@ impl<'de> de::SeqAccess<'de> for SeqAccess<'_, '_> {
             return Ok(None);
         };
         self.next += 1;
-        seed.deserialize(Depythonizer {
-            obj: item.clone(),
-            kinds: self.kinds,
-            tag: true,
-        })
-        .map(Some)
+        seed.deserialize(Depythonizer::new(item.clone())).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -289,17 +291,17 @@ impl<'de> de::SeqAccess<'de> for SeqAccess<'_, '_> {
 }
 
 /// `{"ClassName": {fields}}` for a tagged model reached through `deserialize_any`.
-struct TaggedAccess<'k, 'py> {
-    tag: Option<String>,
-    inner: Option<Depythonizer<'k, 'py>>,
+struct TaggedAccess<'py> {
+    tag: Option<Arc<str>>,
+    inner: Option<Depythonizer<'py>>,
 }
 
-impl<'de> de::MapAccess<'de> for TaggedAccess<'_, '_> {
+impl<'de> de::MapAccess<'de> for TaggedAccess<'_> {
     type Error = DepythonizeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
         match self.tag.take() {
-            Some(tag) => seed.deserialize(tag.into_deserializer()).map(Some),
+            Some(tag) => seed.deserialize(de::value::StrDeserializer::new(&tag)).map(Some),
             None => Ok(None),
         }
     }
@@ -312,27 +314,26 @@ impl<'de> de::MapAccess<'de> for TaggedAccess<'_, '_> {
     }
 }
 
-struct EnumAccess<'k, 'py> {
-    tag: String,
-    content: Option<Depythonizer<'k, 'py>>,
+struct EnumAccess<'py> {
+    tag: Arc<str>,
+    content: Option<Depythonizer<'py>>,
 }
 
-impl<'de, 'k, 'py> de::EnumAccess<'de> for EnumAccess<'k, 'py> {
+impl<'de, 'py> de::EnumAccess<'de> for EnumAccess<'py> {
     type Error = DepythonizeError;
-    type Variant = VariantAccess<'k, 'py>;
+    type Variant = VariantAccess<'py>;
 
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant)> {
-        let tag: de::value::StringDeserializer<DepythonizeError> = self.tag.into_deserializer();
-        let variant = seed.deserialize(tag)?;
+        let variant = seed.deserialize(de::value::StrDeserializer::<DepythonizeError>::new(&self.tag))?;
         Ok((variant, VariantAccess { content: self.content }))
     }
 }
 
-struct VariantAccess<'k, 'py> {
-    content: Option<Depythonizer<'k, 'py>>,
+struct VariantAccess<'py> {
+    content: Option<Depythonizer<'py>>,
 }
 
-impl<'de> de::VariantAccess<'de> for VariantAccess<'_, '_> {
+impl<'de> de::VariantAccess<'de> for VariantAccess<'_> {
     type Error = DepythonizeError;
 
     fn unit_variant(self) -> Result<()> {
