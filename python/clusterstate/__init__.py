@@ -6,7 +6,7 @@
 seeded cluster traces.
 """
 
-from . import errors, models
+from . import errors, models, reference
 from ._core import State as CoreState
 from ._core import __version__, apply, apply_many
 from .codec import decode_event, decode_forwarder_event, decode_indexed_event, decode_state, encode_event
@@ -32,4 +32,5 @@ __all__ = [
     "encode_event",
     "errors",
     "models",
+    "reference",
 ]
