@@ -10,6 +10,7 @@ duplicates, unknown keys, disconnects and rejoins, gaps).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -212,3 +213,12 @@ def test_rust_state_is_not_hashable_and_compares_unequal_to_other_things() -> No
     assert state != {"last_event_applied_idx": -1}
     with pytest.raises(TypeError):
         hash(state)
+
+
+def test_concurrent_batches_from_threads_give_equal_states() -> None:
+    # apply_many releases the GIL for long batches: threads really overlap and share nothing mutable.
+    events = generate_trace(nodes=4, duration_s=60.0, seed=6)
+    expected = reference.fold(events)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: clusterstate.apply_many(CoreState(), events), range(8)))
+    assert all(result == expected for result in results)
