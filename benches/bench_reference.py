@@ -1,7 +1,7 @@
 """The pure-Python reference reducer on generated cluster traces: the baseline the Rust reducer beats.
 
-Scenarios, each at every size of ``BENCH_NODES`` (4, 16, 64 nodes), from the State after
-``WARMUP_S`` simulated seconds:
+Scenarios, each at every size of ``BENCH_NODES`` (4, 16, 64, 256, 1024 nodes; a sparse LAN mesh
+from 256 nodes on, see ``benchdata``), from the State after ``WARMUP_S`` simulated seconds:
 
 - ``apply-heartbeat``: one ``NodeGatheredInfo`` sample (MacmonMetrics or MemoryUsage), the
   event a cluster applies most (about one per node per second);
@@ -9,8 +9,8 @@ Scenarios, each at every size of ``BENCH_NODES`` (4, 16, 64 nodes), from the Sta
   Thunderbolt reports, tokens, tasks, ...);
 - ``decode-apply``: a heartbeat arriving as JSON bytes, decoded and applied.
 
-Groups are named by scenario so that other implementations benchmarked under the same group sit
-next to these in the report.
+Groups are named by scenario so that other implementations benchmarked under the same group
+(``bench_rust.py``) sit next to these in the report; ``extra_info["impl"]`` says which is which.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from benchdata import BenchTrace
+from benchdata import SLICE, BenchTrace
 from clusterstate.codec import decode_indexed_event
 from clusterstate.models import IndexedEvent, MacmonMetrics, MemoryUsage, NodeGatheredInfo, State
 from clusterstate.reference import apply, fold
 
-SLICE = 500
-"""Events folded per round of ``fold-slice``."""
+IMPL = "reference"
 
 
 @pytest.mark.parametrize("kind", [MacmonMetrics, MemoryUsage], ids=lambda kind: kind.__name__)
@@ -33,7 +32,7 @@ def test_apply_heartbeat(
 ) -> None:
     heartbeat = bench_trace.heartbeat(kind)
     benchmark.group = f"apply-heartbeat-{kind.__name__}"
-    benchmark.extra_info.update(bench_trace.extra_info(events=1))
+    benchmark.extra_info.update(bench_trace.extra_info(IMPL, events=1))
     state = benchmark(apply, bench_trace.warm, heartbeat)
     assert isinstance(heartbeat.event, NodeGatheredInfo)
     assert state.last_event_applied_idx == heartbeat.idx
@@ -43,7 +42,7 @@ def test_apply_heartbeat(
 def test_fold_slice(benchmark: BenchmarkFixture, bench_trace: BenchTrace) -> None:
     events = bench_trace.tail[:SLICE]
     benchmark.group = "fold-slice"
-    benchmark.extra_info.update(bench_trace.extra_info(events=len(events)))
+    benchmark.extra_info.update(bench_trace.extra_info(IMPL, events=len(events)))
 
     def setup() -> tuple[tuple[list[IndexedEvent], State], dict[str, object]]:
         # apply never mutates a State, so every round can start from the same warm one.
@@ -58,7 +57,7 @@ def test_decode_apply(benchmark: BenchmarkFixture, bench_trace: BenchTrace) -> N
     raw = heartbeat.model_dump_json().encode()
     warm = bench_trace.warm
     benchmark.group = "decode-apply"
-    benchmark.extra_info.update(bench_trace.extra_info(events=1))
+    benchmark.extra_info.update(bench_trace.extra_info(IMPL, events=1))
     benchmark.extra_info["bytes"] = len(raw)
 
     def decode_and_apply() -> State:

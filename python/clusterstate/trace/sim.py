@@ -39,6 +39,7 @@ class NodeRuntime:
     spec: NodeSpec
     rng: random.Random
     up: bool = False
+    """Alive in the current life; changed only by :meth:`Sim.boot` and :meth:`Sim.crash`."""
     epoch: int = 0
     resident_bytes: int = 0
     """Model weights loaded by this node's runners."""
@@ -82,6 +83,11 @@ class Sim:
         """IPs each node advertised in its last NodeNetworkInterfaces."""
         self.socket_edges: dict[NodeId, dict[tuple[NodeId, str], None]] = {}
         """Each node's reachability out-edges (sink, IP), in creation order."""
+        self.down: set[NodeId] = set(self.nodes)
+        """Nodes not up (not booted yet, or crashed): kept by :meth:`boot` and :meth:`crash`."""
+        # Static reachability, worked out on first use by the sweeps (clusterstate.trace.network).
+        self.probe_peers: dict[NodeId, tuple[NodeRuntime, ...]] = {}
+        self.lan_unreachable_from: dict[NodeId, set[NodeId]] | None = None
 
     # --- scheduling ---
 
@@ -106,6 +112,22 @@ class Sim:
             action(when)
             yield from self._emitted
             self._emitted.clear()
+
+    # --- lives ---
+
+    def boot(self, node: NodeRuntime) -> None:
+        """Start a new life of ``node``: everything scheduled for an earlier one no longer runs."""
+        node.up = True
+        node.epoch += 1
+        self.down.discard(node.node_id)
+
+    def crash(self, node: NodeRuntime) -> None:
+        """End the node's life: it stops producing and loses what it held in memory."""
+        node.up = False
+        node.epoch += 1
+        node.resident_bytes = 0
+        node.generating = 0
+        self.down.add(node.node_id)
 
     # --- emitting ---
 
