@@ -15,7 +15,7 @@ def test_demo_shows_every_node_and_the_counts(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert main(["demo", "--nodes", "4", "--seconds", "30"]) == 0
+    assert main(["demo", "--nodes", "4", "--seconds", "30", "--no-local"]) == 0
     out = capsys.readouterr().out
 
     config = demo_config(nodes=4, seconds=30.0, seed=0)
@@ -58,7 +58,7 @@ def test_demo_fits_a_narrow_terminal(capsys: pytest.CaptureFixture[str], monkeyp
 
 
 def test_demo_json_is_the_folded_state(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--nodes", "4", "--seconds", "30", "--json"]) == 0
+    assert main(["demo", "--nodes", "4", "--seconds", "30", "--json", "--no-local"]) == 0
     captured = capsys.readouterr()
     expected = fold(generate(demo_config(nodes=4, seconds=30.0, seed=0)))
     assert decode_state(captured.out) == expected
@@ -75,3 +75,11 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert exit_info.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_demo_gives_the_same_state_with_either_reducer(capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = []
+    for reducer in ("rust", "reference"):
+        assert main(["demo", "--nodes", "4", "--seconds", "30", "--json", "--no-local", "--reducer", reducer]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]

@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import clusterstate
 import strategies
 from clusterstate import CoreState, reference
 from clusterstate.errors import ClusterStateError, DecodeError, EventIndexError
-from clusterstate.models import IndexedEvent, NodeId, State
+from clusterstate.models import MAX_INDEX, IndexedEvent, NodeId, State
 from clusterstate.trace import generate_trace
 
 TRACES = {
@@ -127,6 +127,7 @@ def test_pydantic_states_convert_both_ways(state: State) -> None:
 
 @given(strategies.states(), strategies.events(), st.none() | strategies.node_ids())
 def test_apply_on_any_state_matches_the_reference(state: State, event: Any, origin: NodeId | None) -> None:
+    assume(state.last_event_applied_idx < MAX_INDEX)  # a State at the last index takes no further event
     indexed = IndexedEvent(idx=state.last_event_applied_idx + 1, origin=origin, event=event)
     assert_same(clusterstate.apply(state, indexed), reference.apply(state, indexed), "after one event")
 
@@ -175,6 +176,20 @@ def test_a_bad_event_in_a_batch_applies_nothing_and_names_its_position() -> None
     with pytest.raises(EventIndexError) as caught:
         clusterstate.apply_many(CoreState(), gapped)
     assert (caught.value.expected, caught.value.got) == (1, 2)
+
+
+def test_the_last_index_is_the_same_in_both_reducers() -> None:
+    full = State(last_event_applied_idx=MAX_INDEX)
+    event = IndexedEvent(idx=MAX_INDEX, event={"TestEvent": {"event_id": "e"}})
+    for reducer in (reference.apply, clusterstate.apply):
+        with pytest.raises(EventIndexError) as caught:
+            reducer(full, event)
+        assert (caught.value.expected, caught.value.got) == (MAX_INDEX + 1, MAX_INDEX)
+    too_big = f'{{"idx":{MAX_INDEX + 1},"event":{{"TestEvent":{{"event_id":"e"}}}}}}'.encode()
+    with pytest.raises(DecodeError):
+        clusterstate.decode_indexed_event(too_big)
+    with pytest.raises(DecodeError):
+        clusterstate.apply(CoreState(), too_big)
 
 
 def test_a_state_argument_that_is_not_a_state_is_a_typed_error() -> None:

@@ -3,12 +3,14 @@
 ``clusterstate.apply`` is the Rust reducer over the Rust-owned :class:`CoreState`, a drop-in for
 ``clusterstate.reference.apply``, the pure-Python reducer (the specification); the models in
 ``clusterstate.models`` are the typed public surface; ``clusterstate.trace`` generates realistic,
-seeded cluster traces.
+seeded cluster traces. :class:`StalenessTracker` decides which nodes are gone from whether their
+event index advances (docs/liveness.md); ``clusterstate.simulation`` compares it with exo's
+wall-clock detector.
 """
 
 from . import errors, models, reference
+from ._core import EventLog, NodeStaleness, StalenessTracker, __version__, apply, apply_many
 from ._core import State as CoreState
-from ._core import __version__, apply, apply_many
 from .codec import decode_event, decode_forwarder_event, decode_indexed_event, decode_state, encode_event
 from .errors import ClusterStateError, DecodeError, EventIndexError
 from .models import Event, ForwarderEvent, IndexedEvent, State
@@ -19,8 +21,11 @@ __all__ = [
     "DecodeError",
     "Event",
     "EventIndexError",
+    "EventLog",
     "ForwarderEvent",
     "IndexedEvent",
+    "NodeStaleness",
+    "StalenessTracker",
     "State",
     "__version__",
     "apply",

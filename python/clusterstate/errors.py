@@ -7,9 +7,23 @@ against plain Python keeps working.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
-__all__ = ["ClusterStateError", "DecodeError", "EventIndexError"]
+__all__ = [
+    "ClusterStateError",
+    "DecodeError",
+    "EventIndexError",
+    "LogClosedError",
+    "LogCorruptedError",
+    "LogError",
+    "LogFullError",
+    "LogIOError",
+    "LogIndexError",
+    "LogLockedError",
+    "LogNotFoundError",
+    "LogUsageError",
+]
 
 
 class ClusterStateError(Exception):
@@ -40,3 +54,65 @@ class EventIndexError(ClusterStateError, ValueError):
         super().__init__(f"event index {got} does not follow the state ({kind}): expected {expected}")
         self.expected = expected
         self.got = got
+
+
+# The event log (issue 4). Each error also inherits the builtin a caller would catch for a file.
+
+
+class LogError(ClusterStateError):
+    """Base class of the event log's errors (``clusterstate.EventLog``)."""
+
+
+class LogNotFoundError(LogError, FileNotFoundError):
+    """The log directory does not exist; open with ``create=True`` to make it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.ENOENT, "event log directory does not exist (open with create=True)", path)
+
+
+class LogLockedError(LogError, OSError):
+    """Another ``EventLog`` (in this process or another) holds the directory: one writer per log."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.EAGAIN, "event log is locked by another writer", path)
+
+
+class LogFullError(LogError, OSError):
+    """The disk is full (``ENOSPC``). The records that could not be written are not in the log."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(errno.ENOSPC, "disk full while writing the event log", path)
+
+
+class LogIOError(LogError, OSError):
+    """Any other operating-system error while reading or writing the log."""
+
+
+class LogCorruptedError(LogError, ValueError):
+    """A damaged record, segment header or gap that is not a torn tail; nothing after it is trusted.
+
+    ``segment`` is the file and ``offset`` the byte offset of the damage. Opening with
+    ``repair=True`` cuts the log there (keeping the cut bytes in a side file).
+    """
+
+    def __init__(self, segment: str, offset: int, reason: str) -> None:
+        super().__init__(f"event log corrupted in {segment} at byte {offset}: {reason}")
+        self.segment = segment
+        self.offset = offset
+        self.reason = reason
+
+
+class LogIndexError(LogError, EventIndexError):
+    """An appended event whose ``idx`` is not the log's next index. Nothing was appended."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(expected, got)
+        self.args = (f"appended event index {got} is not the log's next index {expected}",)
+
+
+class LogUsageError(LogError, ValueError):
+    """A request the log cannot serve, e.g. a range before its start or a snapshot of a State it does not hold."""
+
+
+class LogClosedError(LogError, ValueError):
+    """The log was closed."""

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, Tag, model_validator
 
 from ._base import CamelCaseModel, TaggedJson, TaggedModel, one_of_tags, tag_discriminator
-from .ids import CommandId, EventId, InstanceId, NodeId, RunnerId, TaskId, new_event_id
+from .ids import CommandId, EventId, EventIndex, InstanceId, NodeId, RunnerId, TaskId, new_event_id
 from .profiling import GatheredInfo
 from .topology import Connection
 from .work import DownloadProgress, Instance, RunnerStatus, Task, TaskStatus
@@ -121,7 +121,7 @@ class NodeDisconnected(_BaseEvent):
     """
 
     node_id: NodeId
-    last_index: int | None = Field(ge=0)
+    last_index: EventIndex | None
     stale_cycles: int = Field(ge=0)
 
 
@@ -209,7 +209,7 @@ Event = Annotated[
 class IndexedEvent(CamelCaseModel):
     """An event with its global index and the node that produced it (``None`` if unknown)."""
 
-    idx: int = Field(ge=0)
+    idx: EventIndex
     origin: NodeId | None = None
     event: Event
 

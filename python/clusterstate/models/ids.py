@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import NewType
+from typing import Annotated, NewType
 from uuid import uuid4
 
+from pydantic import Field
+
 __all__ = [
+    "MAX_INDEX",
     "CommandId",
+    "EventIndex",
     "EventId",
     "InstanceId",
     "ModelId",
@@ -25,6 +29,13 @@ TaskId = NewType("TaskId", str)
 InstanceId = NewType("InstanceId", str)
 RunnerId = NewType("RunnerId", str)
 EventId = NewType("EventId", str)
+
+
+MAX_INDEX = 2**63 - 1
+"""The largest global event index: indices are 64-bit signed in the Rust core and the log."""
+
+EventIndex = Annotated[int, Field(ge=0, le=MAX_INDEX)]
+"""A global event index: ``0..=MAX_INDEX``."""
 
 
 def new_event_id() -> EventId:

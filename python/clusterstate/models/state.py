@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, SerializerFunctionWrapHandler, field_serializer
 
 from ._base import CamelCaseModel
-from .ids import InstanceId, NodeId, RunnerId, TaskId
+from .ids import MAX_INDEX, EventIndex, InstanceId, NodeId, RunnerId, TaskId
 from .profiling import (
     DiskUsage,
     MemoryUsage,
@@ -50,9 +50,9 @@ class State(CamelCaseModel):
     runners: dict[RunnerId, RunnerStatus] = Field(default_factory=dict)
     downloads: dict[NodeId, list[DownloadProgress]] = Field(default_factory=dict)
     tasks: dict[TaskId, Task] = Field(default_factory=dict)
-    last_event_index_by_node: dict[NodeId, int] = Field(default_factory=dict)
+    last_event_index_by_node: dict[NodeId, EventIndex] = Field(default_factory=dict)
     topology: Topology = Field(default_factory=Topology)
-    last_event_applied_idx: int = Field(default=-1, ge=-1)
+    last_event_applied_idx: int = Field(default=-1, ge=-1, le=MAX_INDEX)
     node_identities: dict[NodeId, NodeIdentity] = Field(default_factory=dict)
     node_memory: dict[NodeId, MemoryUsage] = Field(default_factory=dict)
     node_disk: dict[NodeId, DiskUsage] = Field(default_factory=dict)

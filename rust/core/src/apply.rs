@@ -33,10 +33,11 @@ use crate::work::TaskStatus;
 /// assert!(apply(&state, &event).is_err()); // a duplicate
 /// ```
 pub fn apply(state: &State, indexed: &IndexedEvent) -> Result<State, ApplyError> {
-    let expected = state.last_event_applied_idx + 1;
+    // `last_event_applied_idx` is in -1..=i64::MAX, so the next index always fits a u64.
+    let expected = u64::try_from(i128::from(state.last_event_applied_idx) + 1).unwrap_or(u64::MAX);
     let idx = indexed.idx;
     let index_error = || ApplyError::EventIndex { expected, got: idx };
-    if i128::from(idx) != i128::from(expected) {
+    if idx != expected {
         return Err(index_error());
     }
     let new_idx = i64::try_from(idx).map_err(|_| index_error())?;

@@ -9,7 +9,7 @@ pub enum ApplyError {
     /// (`got < expected`) or a gap (`got > expected`). Python: `clusterstate.errors.EventIndexError`.
     EventIndex {
         /// The index the State expects next.
-        expected: i64,
+        expected: u64,
         /// The index the event carries.
         got: u64,
     },
@@ -19,7 +19,7 @@ impl ApplyError {
     /// `true` for a gap (events are missing before this one), `false` for a duplicate or stale event.
     pub fn is_gap(&self) -> bool {
         match self {
-            Self::EventIndex { expected, got } => i128::from(*got) > i128::from(*expected),
+            Self::EventIndex { expected, got } => got > expected,
         }
     }
 }

@@ -308,6 +308,8 @@ impl Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexedEvent {
+    /// The global index, in `0..=i64::MAX` (the State counts applied events in an `i64`).
+    #[serde(deserialize_with = "crate::state::index")]
     pub idx: u64,
     #[serde(default)]
     pub origin: Option<NodeId>,

@@ -10,6 +10,8 @@
 //! - [`codec`]: bytes to types with a [`DecodeError`], types to pydantic's bytes; [`json`]: the float layout and
 //!   opaque payloads; [`case`]: the camelCase (`by_alias=True`) form.
 //! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`], [`CoreError`].
+//! - [`liveness`]: the [`StalenessTracker`] (event-index liveness, DESIGN.md §4).
+//! - [`log`]: the crash-safe event log: checksummed segments, recovery, snapshots, replay (`docs/log-format.md`).
 //!
 //! The golden traces in `tests/data/golden/` (written by `tests/golden.py` from the Python reference) are replayed
 //! by `rust/core/tests/golden.rs`: every event re-encodes byte for byte and every intermediate State matches.
@@ -33,6 +35,8 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod json;
+pub mod liveness;
+pub mod log;
 pub mod profiling;
 pub mod state;
 pub mod topology;
@@ -42,6 +46,7 @@ pub use apply::{apply, fold, replay};
 pub use error::{ApplyError, CoreError, CoreResult, DecodeError};
 pub use events::{Event, IndexedEvent};
 pub use ids::{CommandId, EventId, InstanceId, ModelId, NodeId, RunnerId, TaskId};
+pub use liveness::{Staleness, StalenessTracker};
 pub use state::State;
 pub use topology::Topology;
 

@@ -118,6 +118,18 @@ fn at_least_minus_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64,
     Ok(value)
 }
 
+/// A global event index: `0..=i64::MAX`, as the Python models bound it.
+pub(crate) fn index<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if i64::try_from(value).is_err() {
+        return Err(de::Error::custom(format_args!(
+            "an event index must be <= {}, got {value}",
+            i64::MAX
+        )));
+    }
+    Ok(value)
+}
+
 impl Default for State {
     /// The empty State, equal to the Python `State()`.
     fn default() -> Self {

@@ -69,9 +69,23 @@ fn index_must_follow_the_state() {
         err.to_string(),
         "event index 0 does not follow the state (duplicate or stale): expected 1"
     );
+    let max = i64::MAX.unsigned_abs();
     assert_eq!(
-        apply(&state, &event(u64::MAX, None, TEST)).unwrap_err().to_string(),
-        "event index 18446744073709551615 does not follow the state (gap): expected 1"
+        apply(&state, &event(max, None, TEST)).unwrap_err().to_string(),
+        "event index 9223372036854775807 does not follow the state (gap): expected 1"
+    );
+    // Indices stop at i64::MAX, as in the Python models; a State there takes no further event.
+    assert!(decode_indexed_event(br#"{"idx":9223372036854775808,"event":{"TestEvent":{"event_id":"e"}}}"#).is_err());
+    let full = State {
+        last_event_applied_idx: i64::MAX,
+        ..State::default()
+    };
+    assert_eq!(
+        apply(&full, &event(max, None, TEST)),
+        Err(ApplyError::EventIndex {
+            expected: max + 1,
+            got: max
+        })
     );
 }
 

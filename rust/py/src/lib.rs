@@ -3,8 +3,10 @@
 mod convert;
 mod depythonize;
 mod errors;
+mod log;
 mod reducer;
 mod state;
+mod tracker;
 
 use pyo3::prelude::*;
 
@@ -16,9 +18,13 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
+    use crate::log::{PyEventLog, PyLogIterator};
+    #[pymodule_export]
     use crate::reducer::{apply, apply_many};
     #[pymodule_export]
     use crate::state::PyState;
+    #[pymodule_export]
+    use crate::tracker::{PyNodeStaleness, PyStalenessTracker};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -162,6 +162,12 @@ impl PyState {
         field(py, "thunderbolt_bridge_cycles", &*self.inner.thunderbolt_bridge_cycles)
     }
 
+    /// This State with the records of `log` after `last_event_applied_idx` folded in, in Rust (GIL released).
+    #[pyo3(signature = (log, /))]
+    fn replay(&self, py: Python<'_>, log: &Bound<'_, crate::log::PyEventLog>) -> PyResult<PyState> {
+        log.get().replay_into(py, self.inner.clone())
+    }
+
     /// Every node the State holds anything about: in the topology or with an event index.
     fn known_nodes(&self) -> Vec<String> {
         self.inner
