@@ -10,8 +10,8 @@ from pydantic import Field
 __all__ = [
     "MAX_INDEX",
     "CommandId",
-    "EventIndex",
     "EventId",
+    "EventIndex",
     "InstanceId",
     "ModelId",
     "NodeId",
