@@ -5,11 +5,21 @@
 ``clusterstate.models`` are the typed public surface; ``clusterstate.trace`` generates realistic,
 seeded cluster traces. :class:`StalenessTracker` decides which nodes are gone from whether their
 event index advances (docs/liveness.md); ``clusterstate.simulation`` compares it with exo's
-wall-clock detector.
+wall-clock detector. :class:`MasterCore` is the master's ingest path: local-event envelopes
+resequenced per producer, indexed and applied (docs/master.md).
 """
 
 from . import errors, models, reference
-from ._core import EventLog, NodeStaleness, StalenessTracker, __version__, apply, apply_many
+from ._core import (
+    EventLog,
+    IngestResult,
+    MasterCore,
+    NodeStaleness,
+    StalenessTracker,
+    __version__,
+    apply,
+    apply_many,
+)
 from ._core import State as CoreState
 from .codec import decode_event, decode_forwarder_event, decode_indexed_event, decode_state, encode_event
 from .errors import ClusterStateError, DecodeError, EventIndexError
@@ -24,6 +34,8 @@ __all__ = [
     "EventLog",
     "ForwarderEvent",
     "IndexedEvent",
+    "IngestResult",
+    "MasterCore",
     "NodeStaleness",
     "StalenessTracker",
     "State",

@@ -12,6 +12,8 @@ from clusterstate import models
 __all__ = [
     "EventLog",
     "EventLogIterator",
+    "IngestResult",
+    "MasterCore",
     "NodeStaleness",
     "StalenessTracker",
     "State",
@@ -343,3 +345,66 @@ class EventLogIterator:
 
     def __iter__(self) -> EventLogIterator: ...
     def __next__(self) -> models.IndexedEvent | bytes: ...
+
+_RejectReason: TypeAlias = Literal["malformed", "unknown_tag", "spoofed", "conflict", "buffer_full", "index_exhausted"]
+
+@final
+class IngestResult:
+    """What one `MasterCore.ingest` call did."""
+
+    @property
+    def broadcast(self) -> list[bytes]:
+        """The newly indexed events as `IndexedEvent` JSON (origin = sending node), in global-index order."""
+
+    @property
+    def acknowledged(self) -> list[tuple[str, int]]:
+        """`(producer, origin_idx)` of every event applied by this call, then of every stale copy in the batch."""
+
+    @property
+    def rejected(self) -> list[tuple[int, _RejectReason]]:
+        """`(position in the batch, reason)` of every refused envelope (never applied)."""
+
+@final
+class MasterCore:
+    """The master's state core: resequences local-event envelopes per producer, indexes and applies them.
+
+    `session` is a `(master_node_id, election_clock)` pair or an object with those attributes
+    (e.g. `clusterstate.models.SessionId`); envelopes of other sessions are ignored. Each producer may
+    have up to `capacity` (default 4096) events waiting behind a gap. The envelope format is in
+    docs/master.md. Not thread-safe: a second thread calling while `ingest` runs gets a `RuntimeError`
+    (already borrowed).
+
+    Raises:
+        clusterstate.errors.DecodeError: `session` is not a session.
+        ValueError: `capacity` < 1.
+    """
+
+    def __new__(cls, session: tuple[str, int] | models.SessionId, *, capacity: int = ...) -> MasterCore: ...
+    def ingest(self, batch: Iterable[bytes | bytearray]) -> IngestResult:
+        """Ingest a batch of envelopes (JSON bytes) in one call, the work done without the GIL.
+
+        Malformed, unknown-tag, spoofed, conflicting and too-far-ahead envelopes are refused and counted,
+        duplicates dropped and counted, the rest resequenced per producer, indexed, applied and returned.
+
+        Raises:
+            TypeError: an item of `batch` is not bytes or bytearray (nothing is ingested).
+        """
+
+    @property
+    def state(self) -> State:
+        """The State after every applied event."""
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Running totals: ingested, applied, duplicates, other_session, buffered, rejected, rejected_<reason>."""
+
+    @property
+    def session(self) -> tuple[str, int]:
+        """`(master_node_id, election_clock)`."""
+
+    @property
+    def next_index(self) -> int:
+        """The global index the next applied event gets."""
+
+    def producer_next(self, producer: str) -> int | None:
+        """The next sequence number expected from `producer` (None for a producer never heard from)."""

@@ -12,6 +12,8 @@
 //! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`], [`CoreError`].
 //! - [`liveness`]: the [`StalenessTracker`] (event-index liveness, DESIGN.md §4).
 //! - [`log`]: the crash-safe event log: checksummed segments, recovery, snapshots, replay (`docs/log-format.md`).
+//! - [`master`]: the master's ingest path: [`master::LocalEnvelope`] bytes resequenced per producer, indexed and
+//!   applied by [`master::MasterCore`] (`docs/master.md`).
 //!
 //! The golden traces in `tests/data/golden/` (written by `tests/golden.py` from the Python reference) are replayed
 //! by `rust/core/tests/golden.rs`: every event re-encodes byte for byte and every intermediate State matches.
@@ -37,6 +39,7 @@ pub mod ids;
 pub mod json;
 pub mod liveness;
 pub mod log;
+pub mod master;
 pub mod profiling;
 pub mod state;
 pub mod topology;

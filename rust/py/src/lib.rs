@@ -4,6 +4,7 @@ mod convert;
 mod depythonize;
 mod errors;
 mod log;
+mod master;
 mod reducer;
 mod state;
 mod tracker;
@@ -19,6 +20,8 @@ mod _core {
 
     #[pymodule_export]
     use crate::log::{PyEventLog, PyLogIterator};
+    #[pymodule_export]
+    use crate::master::{PyIngestResult, PyMasterCore};
     #[pymodule_export]
     use crate::reducer::{apply, apply_many};
     #[pymodule_export]

@@ -1,0 +1,107 @@
+//! [`Counters`] of the master's ingest path and the [`RejectReason`]s it counts.
+
+use std::fmt;
+
+/// Why [`MasterCore::ingest`](super::MasterCore::ingest) refused an envelope. A refused envelope is never applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Not a [`LocalEnvelope`](super::LocalEnvelope): bad JSON, a missing, extra or mistyped field.
+    Malformed,
+    /// A well-formed envelope whose event tag is not one of the core's events.
+    UnknownTag,
+    /// A node-scoped event about another node than the sending one, or a producer id reused by another node.
+    Spoofed,
+    /// A different event at a producer sequence number that is already buffered (the buffered one is kept).
+    Conflict,
+    /// A producer sequence number too far ahead of the producer's next one (the buffer bound).
+    BufferFull,
+    /// The global index would pass `i64::MAX` (reported at the position of the envelope whose arrival released
+    /// the event, which may be a later one than the event's own).
+    IndexExhausted,
+}
+
+impl RejectReason {
+    /// Every reason, in the order of [`Counters::rejected`].
+    pub const ALL: [Self; 6] = [
+        Self::Malformed,
+        Self::UnknownTag,
+        Self::Spoofed,
+        Self::Conflict,
+        Self::BufferFull,
+        Self::IndexExhausted,
+    ];
+
+    /// The reason's name, e.g. `"unknown_tag"` (the Python `counters` keys are `rejected_<name>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownTag => "unknown_tag",
+            Self::Spoofed => "spoofed",
+            Self::Conflict => "conflict",
+            Self::BufferFull => "buffer_full",
+            Self::IndexExhausted => "index_exhausted",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Running totals of a [`MasterCore`](super::MasterCore) since it was created.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Envelopes handed to `ingest`, whatever became of them.
+    pub ingested: u64,
+    /// Events given a global index and applied.
+    pub applied: u64,
+    /// Envelopes dropped as a copy of one already applied (stale) or already buffered.
+    pub duplicates: u64,
+    /// Envelopes of another master session, ignored.
+    pub other_session: u64,
+    /// Events waiting in the producers' buffers for an earlier one (a gauge, not a total).
+    pub buffered: u64,
+    /// Refused envelopes, per [`RejectReason`] (indexed as [`RejectReason::ALL`]).
+    pub rejected: [u64; RejectReason::ALL.len()],
+}
+
+impl Counters {
+    /// Refused envelopes of one reason.
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.rejected[reason.slot()]
+    }
+
+    /// Refused envelopes of every reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+
+    pub(super) fn reject(&mut self, reason: RejectReason) {
+        self.rejected[reason.slot()] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_have_slots_in_order() {
+        for (slot, reason) in RejectReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason.slot(), slot);
+        }
+        let mut counters = Counters::default();
+        counters.reject(RejectReason::Spoofed);
+        counters.reject(RejectReason::Spoofed);
+        counters.reject(RejectReason::Malformed);
+        assert_eq!(counters.rejected(RejectReason::Spoofed), 2);
+        assert_eq!(counters.rejected_total(), 3);
+        assert_eq!(RejectReason::UnknownTag.to_string(), "unknown_tag");
+    }
+}
