@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import clusterstate
 from clusterstate import MasterCore, reference
-from clusterstate.models import IndexedEvent, NodeId, SessionId
+from clusterstate.models import IndexedEvent, NodeDisconnected, NodeId, NodeTimedOut, SessionId
 from clusterstate.trace import generate_trace
 
 SESSION = ("master", 1)
@@ -315,3 +315,22 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="capacity"):
         MasterCore(SESSION, capacity=0)
     assert "next_index=1" in repr(master)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        NodeDisconnected(event_id="d", node_id=NodeId("a"), last_index=0, stale_cycles=3),
+        NodeTimedOut(event_id="t", node_id=NodeId("a")),
+    ],
+    ids=["NodeDisconnected", "NodeTimedOut"],
+)
+def test_only_the_master_disconnects_nodes(event: NodeDisconnected | NodeTimedOut) -> None:
+    master = MasterCore(SESSION)
+    joined = master.ingest([envelope("pa", 0, info_event("a"), "a")])
+    data = clusterstate.encode_event(event)
+    result = master.ingest([envelope("pb", 0, data, "b"), envelope("pm", 0, data, SESSION[0])])
+    assert result.rejected == [(0, "spoofed")]
+    assert len(result.broadcast) == 1
+    assert "a" not in master.state.topology
+    assert_consistent(master, [*joined.broadcast, *result.broadcast])

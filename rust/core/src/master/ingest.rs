@@ -58,6 +58,12 @@ impl LocalEnvelope {
             _ => None,
         }
     }
+
+    /// Whether only the master may produce this event: a node's disconnection is the master's decision (its
+    /// staleness tracker), so no node can disconnect another.
+    pub fn master_only(&self) -> bool {
+        matches!(self.event, Event::NodeDisconnected(_) | Event::NodeTimedOut(_))
+    }
 }
 
 /// The tags of [`Event`], to tell an unknown tag from other malformed input.
@@ -192,7 +198,9 @@ impl MasterCore {
                 self.counters.other_session += 1;
                 continue;
             }
-            if envelope.scoped_node().is_some_and(|node| *node != envelope.node_id) {
+            if envelope.scoped_node().is_some_and(|node| *node != envelope.node_id)
+                || (envelope.master_only() && envelope.node_id != self.session.master_node_id)
+            {
                 self.refuse(&mut outcome, position, RejectReason::Spoofed);
                 continue;
             }
@@ -355,6 +363,25 @@ mod tests {
         let out = master.ingest(&[envelope("p", 0, "a", &info("a"))]);
         assert_eq!(out.broadcast.len(), 2);
         assert_eq!(master.counters().buffered, 0);
+    }
+
+    #[test]
+    fn only_the_master_disconnects_nodes() {
+        let mut master = MasterCore::new(session(1));
+        let disconnect = r#"{"NodeDisconnected":{"event_id":"d","node_id":"a","last_index":0,"stale_cycles":3}}"#;
+        let legacy = r#"{"NodeTimedOut":{"event_id":"t","node_id":"a"}}"#;
+        let out = master.ingest(&[
+            envelope("pa", 0, "a", &info("a")),
+            envelope("pb", 0, "b", disconnect),
+            envelope("pb", 0, "b", legacy),
+            envelope("pm", 0, "m", disconnect),
+        ]);
+        assert_eq!(
+            out.rejected,
+            vec![(1, RejectReason::Spoofed), (2, RejectReason::Spoofed)]
+        );
+        assert_eq!(out.broadcast.len(), 2);
+        assert!(!master.state().topology.contains("a"));
     }
 
     proptest::proptest! {
