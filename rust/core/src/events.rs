@@ -277,6 +277,30 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event tag, in the union's order (`tag()` gives one event's).
+    pub const TAGS: [&'static str; 20] = [
+        "TestEvent",
+        "TaskCreated",
+        "TaskStatusUpdated",
+        "TaskFailed",
+        "TaskDeleted",
+        "TaskAcknowledged",
+        "InstanceCreated",
+        "InstanceDeleted",
+        "RunnerStatusUpdated",
+        "RunnerDeleted",
+        "NodeTimedOut",
+        "NodeDisconnected",
+        "NodeGatheredInfo",
+        "NodeDownloadProgress",
+        "ChunkGenerated",
+        "InputChunkReceived",
+        "TopologyEdgeCreated",
+        "TopologyEdgeDeleted",
+        "TracesCollected",
+        "TracesMerged",
+    ];
+
     /// The event's tag, e.g. `"NodeGatheredInfo"`.
     pub fn tag(&self) -> &'static str {
         match self {
@@ -363,6 +387,17 @@ mod tests {
 
     fn decode(text: &str) -> Result<IndexedEvent, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    #[test]
+    fn tags_are_exactly_the_variants() {
+        for tag in Event::TAGS {
+            let err = serde_json::from_str::<Event>(&format!(r#"{{"{tag}":{{"x":1}}}}"#)).unwrap_err();
+            assert!(!err.to_string().contains("unknown variant"), "{tag}: {err}");
+        }
+        let err = serde_json::from_str::<Event>(r#"{"Nope":{}}"#).unwrap_err().to_string();
+        let listed = Event::TAGS.iter().all(|tag| err.contains(&format!("`{tag}`")));
+        assert!(err.contains("unknown variant") && listed, "{err}");
     }
 
     #[test]

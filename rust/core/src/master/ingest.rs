@@ -66,30 +66,6 @@ impl LocalEnvelope {
     }
 }
 
-/// The tags of [`Event`], to tell an unknown tag from other malformed input.
-const EVENT_TAGS: [&str; 20] = [
-    "TestEvent",
-    "TaskCreated",
-    "TaskStatusUpdated",
-    "TaskFailed",
-    "TaskDeleted",
-    "TaskAcknowledged",
-    "InstanceCreated",
-    "InstanceDeleted",
-    "RunnerStatusUpdated",
-    "RunnerDeleted",
-    "NodeTimedOut",
-    "NodeDisconnected",
-    "NodeGatheredInfo",
-    "NodeDownloadProgress",
-    "ChunkGenerated",
-    "InputChunkReceived",
-    "TopologyEdgeCreated",
-    "TopologyEdgeDeleted",
-    "TracesCollected",
-    "TracesMerged",
-];
-
 /// Why `bytes` is not a [`LocalEnvelope`]: an event tag that is not a known one, or anything else. Only called on
 /// the failure path, so the second parse costs nothing on valid input.
 fn classify(bytes: &[u8]) -> RejectReason {
@@ -98,7 +74,7 @@ fn classify(bytes: &[u8]) -> RejectReason {
     };
     match envelope.get("event") {
         Some(serde_json::Value::Object(event))
-            if event.len() == 1 && event.keys().all(|tag| !EVENT_TAGS.contains(&tag.as_str())) =>
+            if event.len() == 1 && event.keys().all(|tag| !Event::TAGS.contains(&tag.as_str())) =>
         {
             RejectReason::UnknownTag
         }
