@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use clusterstate_core::codec::decode_indexed_event;
-use clusterstate_core::{apply, IndexedEvent, State};
+use clusterstate_core::{apply_mut, IndexedEvent, State};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).ok_or("usage: replay EVENTS.jsonl")?;
@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     for event in &events {
         let t = Instant::now();
-        state = apply(&state, event)?;
+        apply_mut(&mut state, event)?;
         let took = t.elapsed();
         let kind = match &event.event {
             clusterstate_core::Event::NodeGatheredInfo(e) => {

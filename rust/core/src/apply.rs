@@ -18,12 +18,13 @@ use crate::ids::NodeId;
 use crate::json::py_eq_objects;
 use crate::profiling::{
     GatheredInfo, InterfaceType, NodeIdentity, NodeNetworkInfo, NodeRdmaCtlStatus, NodeThunderboltInfo,
+    ThunderboltBridgeStatus,
 };
 use crate::state::{Derived, State};
-use crate::topology::{Edge, RdmaConnection};
+use crate::topology::{Edge, RdmaConnection, Topology};
 use crate::work::TaskStatus;
 
-/// Fold one indexed event into `state` and return the new State.
+/// Fold one indexed event into `state` and return the new State; `state` stays valid and unchanged.
 ///
 /// ```
 /// use clusterstate_core::{apply, IndexedEvent, State};
@@ -33,6 +34,25 @@ use crate::work::TaskStatus;
 /// assert!(apply(&state, &event).is_err()); // a duplicate
 /// ```
 pub fn apply(state: &State, indexed: &IndexedEvent) -> Result<State, ApplyError> {
+    // The clone shares every map with `state`, so the changes below copy the paths they touch and nothing else.
+    let mut next = state.clone();
+    apply_mut(&mut next, indexed)?;
+    Ok(next)
+}
+
+/// Fold one indexed event into `state` in place: the same rules and result as [`apply`], without the path copies
+/// when `state` shares no storage with another State (a fold, a replay, the master's own State). On an error
+/// `state` is unchanged.
+///
+/// ```
+/// use clusterstate_core::{apply_mut, IndexedEvent, State};
+/// let event: IndexedEvent = serde_json::from_str(r#"{"idx":0,"event":{"TestEvent":{"event_id":"e"}}}"#).unwrap();
+/// let mut state = State::default();
+/// apply_mut(&mut state, &event).unwrap();
+/// assert!(apply_mut(&mut state, &event).is_err()); // a duplicate
+/// assert_eq!(state.last_event_applied_idx, 0);
+/// ```
+pub fn apply_mut(state: &mut State, indexed: &IndexedEvent) -> Result<(), ApplyError> {
     // `last_event_applied_idx` is in -1..=i64::MAX, so the next index always fits a u64.
     let expected = u64::try_from(i128::from(state.last_event_applied_idx) + 1).unwrap_or(u64::MAX);
     let idx = indexed.idx;
@@ -42,29 +62,92 @@ pub fn apply(state: &State, indexed: &IndexedEvent) -> Result<State, ApplyError>
     }
     let new_idx = i64::try_from(idx).map_err(|_| index_error())?;
 
-    let mut next = state.clone();
+    // The cycles' inputs as they were. Holding these handles makes a change to an input copy its path instead of
+    // writing in place, so `before` stays the old value and identity still tells what changed. Only events that
+    // can change an input pay for it (a heartbeat of a known node cannot).
+    let before = touches_cycle_inputs(state, &indexed.event).then(|| CycleInputs::of(state));
+    // Tests check the claim of `touches_cycle_inputs`: an event it lets through leaves every input untouched.
+    #[cfg(debug_assertions)]
+    let unchecked = before.is_none().then(|| CycleInputs::of(state));
     if let Some(producer) = indexed.origin_node() {
-        next.last_event_index_by_node
-            .insert(next.topology.canonical(producer), idx);
+        set_node(&mut state.last_event_index_by_node, &state.topology, producer, idx);
     }
-    apply_event(&mut next, &indexed.event);
-    // Python recomputes the cycles whenever one of their inputs changed (every rule here leaves an unchanged input
-    // untouched, so identity tells). When the stored cycles are known to match the old inputs and the change
-    // provably cannot alter the result, the recomputation is skipped: same result, O(log n) instead of O(edges).
-    if !next.topology.ptr_eq(&state.topology)
-        || !next.node_thunderbolt_bridge.ptr_eq(&state.node_thunderbolt_bridge)
-        || !next.node_network.ptr_eq(&state.node_network)
-    {
-        if !(state.derived.cycles_verified && cycles_unaffected(state, &next, &indexed.event)) {
-            let cycles = thunderbolt_bridge_cycles(&next.topology, &next.node_thunderbolt_bridge, &next.node_network);
-            if cycles != *next.thunderbolt_bridge_cycles {
-                next.thunderbolt_bridge_cycles = Arc::new(cycles);
-            }
+    apply_event(state, &indexed.event);
+    if let Some(before) = before {
+        update_cycles(state, &before, &indexed.event);
+    }
+    #[cfg(debug_assertions)]
+    debug_assert!(
+        unchecked.is_none_or(|inputs| inputs.unchanged_in(state)),
+        "{} changed a cycle input unannounced",
+        indexed.event.tag()
+    );
+    state.last_event_applied_idx = new_idx;
+    Ok(())
+}
+
+/// The inputs of the Thunderbolt-bridge cycles, borrowed from a State or held from before an event.
+#[derive(Clone)]
+struct CycleInputs {
+    topology: Topology,
+    bridges: OrdMap<NodeId, Arc<ThunderboltBridgeStatus>>,
+    networks: OrdMap<NodeId, Arc<NodeNetworkInfo>>,
+    verified: bool,
+}
+
+impl CycleInputs {
+    fn of(state: &State) -> Self {
+        Self {
+            topology: state.topology.clone(),
+            bridges: state.node_thunderbolt_bridge.clone(),
+            networks: state.node_network.clone(),
+            verified: state.derived.cycles_verified,
         }
-        next.derived.cycles_verified = true;
     }
-    next.last_event_applied_idx = new_idx;
-    Ok(next)
+
+    fn unchanged_in(&self, state: &State) -> bool {
+        self.topology.ptr_eq(&state.topology)
+            && self.bridges.ptr_eq(&state.node_thunderbolt_bridge)
+            && self.networks.ptr_eq(&state.node_network)
+    }
+}
+
+/// Whether `event` may change the topology, a bridge status or a network: every event that has a rule for one of
+/// them, and a sample of a node not yet in the topology (it adds the node). Anything else leaves the cycles as
+/// they are without looking.
+fn touches_cycle_inputs(state: &State, event: &Event) -> bool {
+    match event {
+        Event::NodeGatheredInfo(e) => {
+            !state.topology.contains_id(&e.node_id)
+                || matches!(
+                    e.info,
+                    GatheredInfo::NodeNetworkInterfaces(_)
+                        | GatheredInfo::MacThunderboltConnections(_)
+                        | GatheredInfo::ThunderboltBridgeInfo(_)
+                )
+        }
+        Event::TopologyEdgeCreated(_)
+        | Event::TopologyEdgeDeleted(_)
+        | Event::NodeDisconnected(_)
+        | Event::NodeTimedOut(_) => true,
+        _ => false,
+    }
+}
+
+/// Python recomputes the cycles whenever one of their inputs changed (every rule here leaves an unchanged input
+/// untouched, so identity tells). When the stored cycles are known to match the old inputs and the change provably
+/// cannot alter the result, the recomputation is skipped: same result, O(log n) instead of O(edges).
+fn update_cycles(state: &mut State, before: &CycleInputs, event: &Event) {
+    if before.unchanged_in(state) {
+        return;
+    }
+    if !(before.verified && cycles_unaffected(before, state, event)) {
+        let cycles = thunderbolt_bridge_cycles(&state.topology, &state.node_thunderbolt_bridge, &state.node_network);
+        if cycles != *state.thunderbolt_bridge_cycles {
+            state.thunderbolt_bridge_cycles = Arc::new(cycles);
+        }
+    }
+    state.derived.cycles_verified = true;
 }
 
 /// Apply `events` in order, starting from `state`; stops at the first error (the State before it is lost: use
@@ -72,7 +155,7 @@ pub fn apply(state: &State, indexed: &IndexedEvent) -> Result<State, ApplyError>
 pub fn fold<'a>(state: &State, events: impl IntoIterator<Item = &'a IndexedEvent>) -> Result<State, ApplyError> {
     let mut result = state.clone();
     for event in events {
-        result = apply(&result, event)?;
+        apply_mut(&mut result, event)?;
     }
     Ok(result)
 }
@@ -82,9 +165,8 @@ pub fn fold<'a>(state: &State, events: impl IntoIterator<Item = &'a IndexedEvent
 pub fn replay(state: &State, events: &[IndexedEvent]) -> (State, Option<ApplyError>) {
     let mut result = state.clone();
     for event in events {
-        match apply(&result, event) {
-            Ok(next) => result = next,
-            Err(err) => return (result, Some(err)),
+        if let Err(err) = apply_mut(&mut result, event) {
+            return (result, Some(err));
         }
     }
     (result, None)
@@ -154,40 +236,78 @@ fn put<K: Ord + Clone, V: PartialEq + Clone>(map: &mut OrdMap<K, V>, key: K, val
     }
 }
 
-/// Whether a node counts for the cycles: its bridge is enabled and it is in the topology.
-fn enabled(state: &State, node: &str) -> bool {
-    state.topology.contains(node)
-        && state
-            .node_thunderbolt_bridge
-            .get(node)
-            .is_some_and(|status| status.enabled)
+/// Set `map[node] = value` in one descent when the node is already a key (a heartbeat's case), storing a new key as
+/// the topology's copy of the id (see [`Topology::canonical`]). For maps whose identity nobody checks: unlike
+/// [`put`], an equal value still copies the path of a shared map.
+fn set_node<V: Clone>(map: &mut OrdMap<NodeId, V>, topology: &Topology, node: &NodeId, value: V) {
+    if let Some(slot) = map.get_mut(node) {
+        *slot = value;
+    } else {
+        map.insert(topology.canonical(node), value);
+    }
 }
 
-/// The Thunderbolt interface addresses a node contributes (when it is enabled), sorted.
-fn thunderbolt_ips<'a>(state: &'a State, node: &str) -> Vec<&'a str> {
-    let mut ips: Vec<&str> = state
-        .node_network
-        .get(node)
-        .into_iter()
-        .flat_map(|network| network.interfaces.iter())
-        .filter(|iface| iface.interface_type == InterfaceType::Thunderbolt)
-        .map(|iface| iface.ip_address.as_str())
-        .collect();
-    ips.sort_unstable();
-    ips.dedup();
-    ips
+/// The inputs of the Thunderbolt-bridge cycles, borrowed from a State or from [`CycleInputs`].
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    topology: &'a Topology,
+    bridges: &'a OrdMap<NodeId, Arc<ThunderboltBridgeStatus>>,
+    networks: &'a OrdMap<NodeId, Arc<NodeNetworkInfo>>,
+}
+
+impl<'a> From<&'a State> for Inputs<'a> {
+    fn from(state: &'a State) -> Self {
+        Self {
+            topology: &state.topology,
+            bridges: &state.node_thunderbolt_bridge,
+            networks: &state.node_network,
+        }
+    }
+}
+
+impl<'a> From<&'a CycleInputs> for Inputs<'a> {
+    fn from(inputs: &'a CycleInputs) -> Self {
+        Self {
+            topology: &inputs.topology,
+            bridges: &inputs.bridges,
+            networks: &inputs.networks,
+        }
+    }
+}
+
+impl<'a> Inputs<'a> {
+    /// Whether a node counts for the cycles: its bridge is enabled and it is in the topology.
+    fn enabled(self, node: &str) -> bool {
+        self.topology.contains(node) && self.bridges.get(node).is_some_and(|status| status.enabled)
+    }
+
+    /// The Thunderbolt interface addresses a node contributes (when it is enabled), sorted.
+    fn thunderbolt_ips(self, node: &str) -> Vec<&'a str> {
+        let mut ips: Vec<&str> = self
+            .networks
+            .get(node)
+            .into_iter()
+            .flat_map(|network| network.interfaces.iter())
+            .filter(|iface| iface.interface_type == InterfaceType::Thunderbolt)
+            .map(|iface| iface.ip_address.as_str())
+            .collect();
+        ips.sort_unstable();
+        ips.dedup();
+        ips
+    }
 }
 
 /// `true` if the cycles computed from `after`'s inputs are certainly those computed from `before`'s.
 ///
 /// The cycle graph holds the enabled nodes (bridge enabled, in the topology), their edges to each other that are
 /// RDMA or go to a Thunderbolt address of an enabled node. A change that touches none of that cannot change it.
-fn cycles_unaffected(before: &State, after: &State, event: &Event) -> bool {
-    let newly_enabled = |node: &str| !before.topology.contains(node) && enabled(after, node);
+fn cycles_unaffected(before: &CycleInputs, after: &State, event: &Event) -> bool {
+    let (before, after) = (Inputs::from(before), Inputs::from(after));
+    let newly_enabled = |node: &str| !before.topology.contains(node) && after.enabled(node);
     match event {
         Event::NodeGatheredInfo(e) => {
             let node = e.node_id.as_str();
-            let (was, is) = (enabled(before, node), enabled(after, node));
+            let (was, is) = (before.enabled(node), after.enabled(node));
             if was != is {
                 return false;
             }
@@ -200,15 +320,15 @@ fn cycles_unaffected(before: &State, after: &State, event: &Event) -> bool {
                 (None, None) => true,
                 _ => false,
             };
-            same_edges && thunderbolt_ips(before, node) == thunderbolt_ips(after, node)
+            same_edges && before.thunderbolt_ips(node) == after.thunderbolt_ips(node)
         }
         Event::TopologyEdgeCreated(TopologyEdgeCreated { conn, .. })
         | Event::TopologyEdgeDeleted(TopologyEdgeDeleted { conn, .. }) => {
             let (source, sink) = (conn.source.as_str(), conn.sink.as_str());
-            !(newly_enabled(source) || newly_enabled(sink) || (enabled(after, source) && enabled(after, sink)))
+            !(newly_enabled(source) || newly_enabled(sink) || (after.enabled(source) && after.enabled(sink)))
         }
         Event::NodeDisconnected(NodeDisconnected { node_id, .. })
-        | Event::NodeTimedOut(NodeTimedOut { node_id, .. }) => !enabled(before, node_id),
+        | Event::NodeTimedOut(NodeTimedOut { node_id, .. }) => !before.enabled(node_id),
         // No other event changes an input; if one ever does, recompute.
         _ => false,
     }
@@ -302,18 +422,17 @@ fn node_download_progress(state: &mut State, event: &NodeDownloadProgress) {
 }
 
 fn node_gathered_info(state: &mut State, event: &NodeGatheredInfo) {
-    state.topology.add_node(&event.node_id);
-    let node_id = &state.topology.canonical(&event.node_id);
+    let node_id = &state.topology.add_node_canonical(&event.node_id);
     match &event.info {
         GatheredInfo::MacmonMetrics(info) => {
-            put(&mut state.node_system, node_id.clone(), info.system_profile);
-            put(&mut state.node_memory, node_id.clone(), info.memory);
+            set_node(&mut state.node_system, &state.topology, node_id, info.system_profile);
+            set_node(&mut state.node_memory, &state.topology, node_id, info.memory);
         }
         GatheredInfo::MemoryUsage(info) => {
-            put(&mut state.node_memory, node_id.clone(), *info);
+            set_node(&mut state.node_memory, &state.topology, node_id, *info);
         }
         GatheredInfo::NodeDiskUsage(info) => {
-            put(&mut state.node_disk, node_id.clone(), info.disk_usage);
+            set_node(&mut state.node_disk, &state.topology, node_id, info.disk_usage);
         }
         GatheredInfo::NodeConfig(_) => {}
         GatheredInfo::MiscData(info) => {

@@ -45,7 +45,7 @@ pub mod state;
 pub mod topology;
 pub mod work;
 
-pub use apply::{apply, fold, replay};
+pub use apply::{apply, apply_mut, fold, replay};
 pub use error::{ApplyError, CoreError, CoreResult, DecodeError};
 pub use events::{Event, IndexedEvent};
 pub use ids::{CommandId, EventId, InstanceId, ModelId, NodeId, RunnerId, TaskId};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::format::{Cursor, Step, SEGMENT_HEADER};
 use super::{scan_segment, EventLog, LogError, LogResult, SparseIndex};
-use crate::apply::fold;
+use crate::apply::apply_mut;
 use crate::codec;
 use crate::events::IndexedEvent;
 use crate::state::State;
@@ -290,7 +290,9 @@ fn replay_reader(mut reader: Reader, state: &State) -> LogResult<State> {
         });
         let mut state = state.clone();
         for batch in receiver {
-            state = fold(&state, &batch?)?;
+            for event in &batch? {
+                apply_mut(&mut state, event)?;
+            }
         }
         Ok(state)
     })
