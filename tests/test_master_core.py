@@ -8,19 +8,26 @@ broadcast. Bad envelopes (malformed, unknown tag, spoofed, other session) never 
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import random
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import clusterstate
-from clusterstate import MasterCore, reference
-from clusterstate.models import IndexedEvent, NodeDisconnected, NodeId, NodeTimedOut, SessionId
+from clusterstate import EventLog, IngestResult, MasterCore, NodeStaleness, reference
+from clusterstate.errors import IndexAheadError, LogClosedError, LogFullError, NoLogError, SnapshotRequiredError
+from clusterstate.models import EventId, IndexedEvent, NodeDisconnected, NodeId, NodeTimedOut, SessionId
 from clusterstate.trace import generate_trace
 
 SESSION = ("master", 1)
@@ -320,8 +327,8 @@ def test_bad_arguments() -> None:
 @pytest.mark.parametrize(
     "event",
     [
-        NodeDisconnected(event_id="d", node_id=NodeId("a"), last_index=0, stale_cycles=3),
-        NodeTimedOut(event_id="t", node_id=NodeId("a")),
+        NodeDisconnected(event_id=EventId("d"), node_id=NodeId("a"), last_index=0, stale_cycles=3),
+        NodeTimedOut(event_id=EventId("t"), node_id=NodeId("a")),
     ],
     ids=["NodeDisconnected", "NodeTimedOut"],
 )
@@ -334,3 +341,272 @@ def test_only_the_master_disconnects_nodes(event: NodeDisconnected | NodeTimedOu
     assert len(result.broadcast) == 1
     assert "a" not in master.state.topology
     assert_consistent(master, [*joined.broadcast, *result.broadcast])
+
+
+# The event log, the plan cycle, catch-up pages and reopening (issue 6, second slice).
+
+
+def log_master(path: Path, session: tuple[str, int] = SESSION, **options: Any) -> MasterCore:
+    return MasterCore(session, log=EventLog(path, create=True, durability="none"), **options)
+
+
+def logged_events(path: Path) -> list[IndexedEvent]:
+    """Every record of the log in `path`, read back by a fresh `EventLog` (the master must be closed)."""
+    with EventLog(path) as log:
+        return log.read_range(0, log.next_index)
+
+
+def test_every_applied_event_is_logged_in_index_order(tmp_path: Path) -> None:
+    events = trace()
+    wire = [bytes_ for _, _, bytes_ in trace_envelopes(events)]
+    rng = random.Random(11)
+    wire += [*rng.sample(wire, 40), b"junk", envelope("p", 0, b'{"Nope": {}}', "a")]
+    rng.shuffle(wire)
+    master = log_master(tmp_path / "log", capacity=len(wire))
+    broadcast, _ = deliver_allowing_rejects(master, [wire[i : i + 32] for i in range(0, len(wire), 32)])
+    assert master.counters["appended"] == master.counters["applied"] == len(events)
+    assert master.counters["rejected"] == 2
+    state = master.state
+    master.close()
+    assert not master.has_log
+    logged = logged_events(tmp_path / "log")
+    assert [event.idx for event in logged] == list(range(len(events)))
+    assert reference.fold(logged) == state  # the reference replay of the log is the master's State
+    with EventLog(tmp_path / "log") as log:
+        assert log.read_range_raw(0, log.next_index) == broadcast  # the log holds the broadcast bytes
+    with pytest.raises(LogClosedError):
+        master.ingest([envelope("late", 0, test_event("x"), "a")])
+    master.close()  # closing twice is a no-op
+
+
+def deliver_allowing_rejects(master: MasterCore, batches: Sequence[Sequence[bytes]]) -> tuple[list[bytes], int]:
+    broadcast: list[bytes] = []
+    rejected = 0
+    for batch in batches:
+        result = master.ingest(batch)
+        broadcast += result.broadcast
+        rejected += len(result.rejected)
+    return broadcast, rejected
+
+
+def test_the_master_owns_the_log_it_is_given(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "log", create=True)
+    with pytest.raises(ValueError, match="threshold"):
+        MasterCore(SESSION, log=log, threshold=0)
+    assert not log.closed  # a bad option does not take the log
+    master = MasterCore(SESSION, log=log)
+    assert master.has_log
+    assert log.closed
+    with pytest.raises(LogClosedError, match="MasterCore"):
+        log.append(IndexedEvent.model_validate({"idx": 0, "event": {"TestEvent": {}}}))
+    with pytest.raises(LogClosedError, match="MasterCore"):
+        _ = log.next_index
+    with pytest.raises(LogClosedError, match="MasterCore"):
+        MasterCore(SESSION, log=log)
+    log.close()  # a no-op: the master closes it
+    master.close()
+    with EventLog(tmp_path / "log") as reopened:  # the directory is free again
+        assert reopened.next_index == 0
+
+
+def test_malformed_bytes_touch_neither_the_state_nor_the_log(tmp_path: Path) -> None:
+    master = log_master(tmp_path / "log")
+    master.ingest([envelope("p", 0, info_event("a"), "a")])
+    before = master.state
+    bad = [b"", b"{}", envelope("p", 1, b'{"Nope": {}}', "a"), envelope("q", 0, info_event("b"), "a")]
+    result = master.ingest(bad)
+    assert [reason for _, reason in result.rejected] == ["malformed", "malformed", "unknown_tag", "spoofed"]
+    assert result.broadcast == []
+    assert master.state == before
+    assert master.counters["appended"] == 1
+    assert master.next_index == 1
+    assert len(master.events_since(0)) == 1
+    master.close()
+    assert len(logged_events(tmp_path / "log")) == 1
+
+
+@pytest.mark.parametrize("snapshot", [False, True], ids=["tail-only", "snapshot-midway"])
+def test_a_reopened_master_continues_the_index_without_a_gap(tmp_path: Path, snapshot: bool) -> None:
+    events = trace()
+    sent = [bytes_ for _, _, bytes_ in trace_envelopes(events)]
+    half = len(sent) // 2
+    master = log_master(tmp_path / "log")
+    first = master.ingest(sent[:half]).broadcast
+    if snapshot:
+        assert master.snapshot() == half - 1
+    first += master.ingest(sent[half:]).broadcast
+    state, next_index = master.state, master.next_index
+    assert next_index == len(events)
+    master.close()
+
+    restarted = MasterCore(("master", 2), log=EventLog(tmp_path / "log"))
+    assert restarted.loaded_snapshot_index == (half - 1 if snapshot else None)
+    assert restarted.state == state
+    assert restarted.next_index == next_index
+    assert restarted.producer_next("a/0") is None  # no producer table: a new session, producers re-address
+    result = restarted.ingest(
+        [envelope("n/new", i, test_event(f"new{i}"), "n", session=("master", 2)) for i in range(3)]
+    )
+    assert [event.idx for event in decoded(result.broadcast)] == [next_index, next_index + 1, next_index + 2]
+    assert restarted.events_since(0, 10_000) == first + result.broadcast
+    restarted.close()
+    logged = logged_events(tmp_path / "log")
+    assert [event.idx for event in logged] == list(range(next_index + 3))
+    assert reference.fold(logged) == restarted.state
+
+
+def test_events_resent_after_a_restart_are_not_applied_twice(tmp_path: Path) -> None:
+    master = log_master(tmp_path / "log")
+    ids = [f"e{i}" for i in range(6)]
+    result = master.ingest([envelope("a/boot", i, test_event(ids[i]), "a") for i in range(5)])
+    assert len(result.broadcast) == 5  # ... and the master dies before e3's and e4's acknowledgements go out
+    master.close()
+
+    new_session = ("master", 2)
+    restarted = MasterCore(new_session, log=EventLog(tmp_path / "log"), dedup_window=3)
+    # The producer re-addresses its unacknowledged e3, e4 (and a new e5) to the new session, renumbered from 0.
+    resent = [envelope("a/boot", n, test_event(ids[3 + n]), "a", session=new_session) for n in range(3)]
+    result = restarted.ingest(resent)
+    assert [event.event.event_id for event in decoded(result.broadcast)] == ["e5"]
+    assert decoded(result.broadcast)[0].idx == 5
+    assert sorted(result.acknowledged) == [("a/boot", 0), ("a/boot", 1), ("a/boot", 2)]
+    assert restarted.counters["replayed_duplicates"] == 2
+    assert restarted.counters["applied"] == 1
+    assert restarted.ingest(resent[:1]).acknowledged == [("a/boot", 0)]  # a later copy is merely stale
+    restarted.close()
+    logged = logged_events(tmp_path / "log")
+    assert [event.event.event_id for event in logged] == ids  # each exactly once
+    assert reference.fold(logged) == restarted.state
+    # The window is bounded: a resend older than the last `dedup_window` records is not recognised.
+    again = MasterCore(("master", 3), log=EventLog(tmp_path / "log"), dedup_window=2)
+    result = again.ingest([envelope("a/boot", 0, test_event("e3"), "a", session=("master", 3))])
+    assert len(result.broadcast) == 1
+    assert again.counters["replayed_duplicates"] == 0
+
+
+def test_plan_cycle_disconnects_a_node_that_stops_producing(tmp_path: Path) -> None:
+    master = log_master(tmp_path / "log", period_s=10.0, threshold=3)
+    joined = master.ingest([envelope("a/0", 0, info_event("a"), "a"), envelope("b/0", 0, info_event("b"), "b")])
+    broadcast = list(joined.broadcast)
+    disconnected_at = []
+    for cycle in range(6):
+        # a keeps producing; b has been silent since its first event (index 1).
+        broadcast += master.ingest([envelope("a/0", cycle + 1, test_event(f"a{cycle}"), "a")]).broadcast
+        result = master.plan_cycle(cycle * 10.0)
+        assert len(result.broadcast) == len(result.decisions)
+        if result.decisions:
+            disconnected_at.append(cycle)
+            assert result.decisions == [NodeStaleness("b", 1, 3)]
+            out = decoded(result.broadcast)
+            assert out[0].origin == SESSION[0]  # produced by the master itself
+            assert isinstance(out[0].event, NodeDisconnected)
+            assert (out[0].event.node_id, out[0].event.last_index, out[0].event.stale_cycles) == ("b", 1, 3)
+            assert master.events_since(out[0].idx, 1) == result.broadcast  # logged
+        broadcast += result.broadcast
+    # Cycle 0 is the grace cycle; cycles 1, 2 and 3 count: b is disconnected at the third, once.
+    assert disconnected_at == [3]
+    assert master.counters["disconnects"] == 1
+    assert "b" not in master.state.topology
+    assert "a" in master.state.topology
+    master.close()
+    logged = logged_events(tmp_path / "log")
+    assert [event.idx for event in logged] == list(range(len(broadcast)))
+    assert reference.fold(logged) == master.state
+    assert reference.fold(decoded(broadcast)) == master.state
+
+
+def test_a_master_that_indexes_nothing_disconnects_nobody() -> None:
+    master = MasterCore(SESSION, threshold=1)
+    master.ingest([envelope("a/0", 0, info_event("a"), "a")])
+    # The global index does not advance between these cycles: silence is no evidence (the stall guard).
+    assert [master.plan_cycle(t).decisions for t in (0.0, 10.0, 20.0)] == [[], [], []]
+    assert master.counters["disconnects"] == 0
+
+
+def test_events_since_pages_cover_the_log(tmp_path: Path) -> None:
+    with pytest.raises(NoLogError):
+        MasterCore(SESSION).events_since(0)
+    with pytest.raises(NoLogError):
+        MasterCore(SESSION).snapshot()
+    events = trace()
+    path = tmp_path / "log"
+    master = MasterCore(SESSION, log=EventLog(path, create=True, durability="none", segment_bytes=4096))
+    broadcast = master.ingest([bytes_ for _, _, bytes_ in trace_envelopes(events)]).broadcast
+    pages = []
+    idx = 0
+    while page := master.events_since(idx, 97):
+        assert len(page) <= 97
+        pages.append(page)
+        idx += len(page)
+    assert idx == master.next_index == len(events)
+    assert [len(page) for page in pages[:-1]] == [97] * (len(pages) - 1)
+    assert [line for page in pages for line in page] == broadcast
+    assert master.events_since(3, 0) == []
+    assert len(master.events_since(0, 10**9)) == min(len(events), 10_000)
+    with pytest.raises(IndexAheadError) as ahead:
+        master.events_since(len(events) + 1)
+    assert (ahead.value.idx, ahead.value.next_index) == (len(events) + 1, len(events))
+    master.snapshot()
+    master.close()
+    # Drop the first segment, as a compaction behind the snapshot would: the pages before it are gone.
+    segments = sorted(path.glob("*.seg"))
+    assert len(segments) > 2
+    segments[0].unlink()
+    first = int(segments[1].name.removesuffix(".seg"))
+    reopened = MasterCore(("master", 2), log=EventLog(path))
+    with pytest.raises(SnapshotRequiredError) as before:
+        reopened.events_since(first - 1)
+    assert (before.value.idx, before.value.first_index) == (first - 1, first)
+    assert reopened.events_since(first, 5) == broadcast[first : first + 5]
+    reopened.close()
+    with pytest.raises(LogClosedError):
+        reopened.events_since(first)
+
+
+def test_a_full_disk_leaves_the_master_consistent_with_its_log(tmp_path: Path) -> None:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("needs root to mount a tiny tmpfs")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        ballast = mount / "ballast"
+        ballast.write_bytes(b"\0" * 16384)  # freed later, so that the disk works again
+        master = MasterCore(SESSION, log=EventLog(mount / "log", create=True))  # fsync on every append
+        broadcast: list[bytes] = []
+        acknowledged: list[tuple[str, int]] = []
+        sent = [envelope("p", i, test_event(f"{i:04d}" + "x" * 200), "a") for i in range(400)]
+        failure = None
+        for i in range(0, len(sent), 8):
+            try:
+                result = master.ingest(sent[i : i + 8])
+            except LogFullError as err:
+                failure = (i, err)
+                break
+            broadcast += result.broadcast
+            acknowledged += result.acknowledged
+        assert failure is not None, "the tmpfs never filled up"
+        at, full = failure
+        assert isinstance(full, OSError)
+        assert full.errno == errno.ENOSPC
+        done = full.result  # type: ignore[attr-defined]
+        assert isinstance(done, IngestResult)
+        broadcast += done.broadcast
+        acknowledged += done.acknowledged
+        # Nothing the log refused was applied or acknowledged: State, index and acknowledgements follow the log.
+        assert master.next_index == len(broadcast) == len(acknowledged)
+        assert acknowledged == [("p", i) for i in range(len(broadcast))]
+        assert master.state == reference.fold(decoded(broadcast))
+        assert master.producer_next("p") == len(broadcast)  # rewound: the refused events will be accepted again
+        assert master.counters["unlogged"] == at + 8 - len(broadcast)
+        ballast.unlink()
+        result = master.ingest(sent[len(broadcast) : at + 8])  # the producer resends what was not acknowledged
+        assert [event.idx for event in decoded(result.broadcast)] == list(range(len(broadcast), at + 8))
+        broadcast += result.broadcast
+        master.close()
+        logged = logged_events(mount / "log")
+        assert [event.idx for event in logged] == list(range(at + 8))
+        assert reference.fold(logged) == master.state
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

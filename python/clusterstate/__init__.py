@@ -6,15 +6,23 @@
 seeded cluster traces. :class:`StalenessTracker` decides which nodes are gone from whether their
 event index advances (docs/liveness.md); ``clusterstate.simulation`` compares it with exo's
 wall-clock detector. :class:`MasterCore` is the master's ingest path: local-event envelopes
-resequenced per producer, indexed and applied (docs/master.md).
+resequenced per producer, indexed and applied (docs/master.md). :class:`NodeCore` is the
+receiving side every node runs: the broadcast resequenced by global index, applied exactly once
+(docs/node.md).
+:class:`ProducerOutbox` is the producer side: local events numbered, kept until acknowledged,
+resent when due (docs/master.md).
 """
 
 from . import errors, models, reference
 from ._core import (
+    CycleResult,
     EventLog,
     IngestResult,
     MasterCore,
+    NodeCore,
     NodeStaleness,
+    ProducerOutbox,
+    ReceiveResult,
     StalenessTracker,
     __version__,
     apply,
@@ -22,12 +30,13 @@ from ._core import (
 )
 from ._core import State as CoreState
 from .codec import decode_event, decode_forwarder_event, decode_indexed_event, decode_state, encode_event
-from .errors import ClusterStateError, DecodeError, EventIndexError
+from .errors import ClusterStateError, DecodeError, EventIndexError, OutboxFullError
 from .models import Event, ForwarderEvent, IndexedEvent, State
 
 __all__ = [
     "ClusterStateError",
     "CoreState",
+    "CycleResult",
     "DecodeError",
     "Event",
     "EventIndexError",
@@ -36,7 +45,11 @@ __all__ = [
     "IndexedEvent",
     "IngestResult",
     "MasterCore",
+    "NodeCore",
     "NodeStaleness",
+    "OutboxFullError",
+    "ProducerOutbox",
+    "ReceiveResult",
     "StalenessTracker",
     "State",
     "__version__",

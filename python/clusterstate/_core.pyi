@@ -10,11 +10,15 @@ from clusterstate import models
 
 # PyO3 appends every name added to the module to its `__all__`; keep this list in step (stubtest compares them).
 __all__ = [
+    "CycleResult",
     "EventLog",
     "EventLogIterator",
     "IngestResult",
     "MasterCore",
+    "NodeCore",
     "NodeStaleness",
+    "ProducerOutbox",
+    "ReceiveResult",
     "StalenessTracker",
     "State",
     "__version__",
@@ -358,37 +362,121 @@ class IngestResult:
 
     @property
     def acknowledged(self) -> list[tuple[str, int]]:
-        """`(producer, origin_idx)` of every event applied by this call, then of every stale copy in the batch."""
+        """`(producer, origin_idx)` of every event applied by this call (in broadcast order), then of every
+        stale copy in the batch and of every resend a reopened master found already in its log."""
 
     @property
     def rejected(self) -> list[tuple[int, _RejectReason]]:
         """`(position in the batch, reason)` of every refused envelope (never applied)."""
 
 @final
+class CycleResult:
+    """What one `MasterCore.plan_cycle` call did."""
+
+    @property
+    def broadcast(self) -> list[bytes]:
+        """The master's `NodeDisconnected` events as `IndexedEvent` JSON (origin = the master node), in index order."""
+
+    @property
+    def decisions(self) -> list[NodeStaleness]:
+        """The staleness tracker's decisions (sorted by node id), one per `NodeDisconnected`, with its evidence."""
+
+@final
 class MasterCore:
-    """The master's state core: resequences local-event envelopes per producer, indexes and applies them.
+    """The master's state core: resequences local-event envelopes per producer, indexes, logs and applies them.
 
     `session` is a `(master_node_id, election_clock)` pair or an object with those attributes
     (e.g. `clusterstate.models.SessionId`); envelopes of other sessions are ignored. Each producer may
     have up to `capacity` (default 4096) events waiting behind a gap. The envelope format is in
-    docs/master.md. Not thread-safe: a second thread calling while `ingest` runs gets a `RuntimeError`
+    docs/master.md. Not thread-safe: a second thread calling while a method runs gets a `RuntimeError`
     (already borrowed).
+
+    `log`: the master takes the `EventLog` over — every later use of that Python object raises
+    `LogClosedError` (the master must be the log's only writer) — and starts from the log's State (latest
+    snapshot plus tail), continuing its index with no gap. Every applied event is appended to the log
+    before it is applied. A master restarted from its log must serve a NEW session (a restart is a new
+    election): it knows no producer, producers re-address their pending events to it, and resends of
+    events among the log's last `dedup_window` records are acknowledged, not applied again. If building
+    the master from the log fails, the log is closed.
+
+    `period_s` and `threshold` configure the staleness tracker of `plan_cycle` (docs/liveness.md).
 
     Raises:
         clusterstate.errors.DecodeError: `session` is not a session.
-        ValueError: `capacity` < 1.
+        ValueError: `capacity` < 1, `period_s` not a finite number > 0, or `threshold` < 1.
+        clusterstate.errors.LogError: the log cannot be read (e.g. `LogCorruptedError`), or was closed.
     """
 
-    def __new__(cls, session: tuple[str, int] | models.SessionId, *, capacity: int = ...) -> MasterCore: ...
+    def __new__(
+        cls,
+        session: tuple[str, int] | models.SessionId,
+        *,
+        capacity: int = ...,
+        log: EventLog | None = ...,
+        period_s: float = ...,
+        threshold: int = ...,
+        dedup_window: int = ...,
+    ) -> MasterCore: ...
     def ingest(self, batch: Iterable[bytes | bytearray]) -> IngestResult:
         """Ingest a batch of envelopes (JSON bytes) in one call, the work done without the GIL.
 
         Malformed, unknown-tag, spoofed, conflicting and too-far-ahead envelopes are refused and counted,
-        duplicates dropped and counted, the rest resequenced per producer, indexed, applied and returned.
+        duplicates dropped and counted, the rest resequenced per producer, indexed, logged (one append),
+        applied and returned.
 
         Raises:
             TypeError: an item of `batch` is not bytes or bytearray (nothing is ingested).
+            clusterstate.errors.LogError: the log refused the append (e.g. `LogFullError`) or is closed. The
+                exception's `result` (an `IngestResult`) is what the call did before: exactly the events the log
+                holds (usually none); the refused ones are not applied, not acknowledged, and their producers
+                are rewound so that their resends are accepted.
         """
+
+    def plan_cycle(self, now: float) -> CycleResult:
+        """Run one plan cycle started at `now` (seconds of a monotonic clock; only compared with earlier cycles).
+
+        The staleness tracker's decisions become `NodeDisconnected` events (fresh `event_id`, origin = the
+        master node), indexed, logged, applied and returned for broadcast like ingested events.
+
+        Raises:
+            clusterstate.errors.LogError: the log refused the append or is closed; `result` is a `CycleResult`.
+        """
+
+    def events_since(self, idx: int, limit: int = 1000) -> list[bytes]:
+        """Up to `limit` (capped at 10 000) events from global index `idx` on, as `IndexedEvent` JSON read from
+        the log (the broadcast bytes): a catch-up page; empty when `idx` is `next_index`.
+
+        Raises:
+            clusterstate.errors.NoLogError: the master has no log.
+            clusterstate.errors.SnapshotRequiredError: `idx` is before the log's first retained index.
+            clusterstate.errors.IndexAheadError: `idx` is past `next_index`.
+            clusterstate.errors.LogClosedError: the log was closed.
+        """
+
+    def snapshot(self) -> int:
+        """Write the State as a snapshot into the log (atomically); returns its index.
+
+        Raises:
+            clusterstate.errors.NoLogError: the master has no log.
+            clusterstate.errors.LogUsageError: the State is empty (nothing to snapshot).
+        """
+
+    def sync(self) -> None:
+        """Force every appended record to disk (`NoLogError` without a log)."""
+
+    def close(self) -> None:
+        """Sync and close the log, releasing its directory; then `ingest`/`plan_cycle` raise `LogClosedError`.
+
+        A no-op without a log or when already closed.
+        """
+
+    @property
+    def has_log(self) -> bool:
+        """Whether the master has an open event log."""
+
+    @property
+    def loaded_snapshot_index(self) -> int | None:
+        """The snapshot the State was loaded from when the master was built from a log, if any."""
 
     @property
     def state(self) -> State:
@@ -396,7 +484,8 @@ class MasterCore:
 
     @property
     def counters(self) -> dict[str, int]:
-        """Running totals: ingested, applied, duplicates, other_session, buffered, rejected, rejected_<reason>."""
+        """Running totals: ingested, applied, duplicates, other_session, buffered (a gauge), appended,
+        disconnects, replayed_duplicates, unlogged, rejected, rejected_<reason>."""
 
     @property
     def session(self) -> tuple[str, int]:
@@ -408,3 +497,184 @@ class MasterCore:
 
     def producer_next(self, producer: str) -> int | None:
         """The next sequence number expected from `producer` (None for a producer never heard from)."""
+
+_NodeRejectReason: TypeAlias = Literal["malformed", "unknown_tag"]
+
+@final
+class ReceiveResult:
+    """What one `NodeCore.receive` call did."""
+
+    @property
+    def applied(self) -> int:
+        """How many events this call applied."""
+
+    @property
+    def missing(self) -> int | None:
+        """`NodeCore.missing` after the call: the index to fetch from, or None when caught up."""
+
+    @property
+    def rejected(self) -> list[tuple[int, _NodeRejectReason]]:
+        """`(position in the batch, reason)` of every refused item (never applied)."""
+
+@final
+class NodeCore:
+    """A node's copy of the cluster State, kept from the master's broadcast (docs/node.md).
+
+    Events (`IndexedEvent` JSON bytes) are resequenced by global index and applied exactly once, in
+    order: copies are dropped, a different event at a buffered index is a conflict (the first is kept),
+    one `capacity` (default 4096) or more ahead of the next index is dropped, to be fetched again.
+    `state` (a Rust or pydantic State; default empty) is a snapshot to start from: the node continues
+    at `state.last_event_applied_idx + 1`. Not thread-safe: a second thread calling while `receive`
+    runs gets a `RuntimeError` (already borrowed).
+
+    Raises:
+        clusterstate.errors.DecodeError: `state` is not a State.
+        ValueError: `capacity` < 1.
+    """
+
+    def __new__(cls, state: _StateInput | None = None, *, capacity: int = ...) -> NodeCore: ...
+    def receive(self, batch: Iterable[bytes | bytearray]) -> ReceiveResult:
+        """Receive a batch of broadcast events (or a page of the master's log) in one call, without the GIL.
+
+        Malformed and unknown-tag items are refused and counted; copies, conflicts and events too far
+        ahead are dropped and counted; the rest are buffered and every event in sequence is applied.
+
+        Raises:
+            TypeError: an item of `batch` is not bytes or bytearray (nothing is received).
+        """
+
+    def join(self, state: _StateInput) -> bool:
+        """Adopt a snapshot State if it is ahead of the node's; returns whether it was adopted.
+
+        Buffered events the snapshot covers are dropped, those that follow it applied. An older or
+        equal snapshot is ignored (counted in `joins_ignored`).
+
+        Raises:
+            clusterstate.errors.DecodeError: `state` is not a State.
+        """
+
+    def note_master_index(self, next: int) -> None:
+        """Note the master's next index (e.g. from a heartbeat): past the node's, the node is behind."""
+
+    @property
+    def state(self) -> State:
+        """The State after every applied event."""
+
+    @property
+    def next_index(self) -> int:
+        """The index of the next event to apply."""
+
+    @property
+    def missing(self) -> int | None:
+        """The index to fetch from when events past the applied ones are known to exist; None when caught up."""
+
+    @property
+    def capacity(self) -> int:
+        """How many events may wait ahead of a gap."""
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Running totals: received, applied, duplicates, conflicts, dropped_ahead, rejected, rejected_<reason>,
+        gaps, joins, joins_ignored, and the buffered gauge."""
+
+@final
+class ProducerOutbox:
+    """One producer instance's sequencer and outbox (docs/master.md, "The producer side").
+
+    Numbers local events `0, 1, 2, ...` without gaps as `LocalEnvelope`s from `producer_id` on
+    `node_id` to the master of `session` (a `(master_node_id, election_clock)` pair or an object with
+    those attributes), keeps each until the master acknowledges it, and resends it when its last send
+    is `resend_after` (default 2) seconds old, doubling that envelope's interval at each resend up to
+    `max_resend_after` (default 30). At most `capacity` (default 65536) envelopes wait. Time is the
+    caller's `now` (seconds, any monotonic clock): a `now` that is not finite or earlier than one
+    already seen counts as no time passed. A restarted producer takes a fresh id (`ProducerOutbox.new_producer_id`).
+
+    Raises:
+        clusterstate.errors.DecodeError: `session` is not a session.
+        ValueError: a resend time that is not a positive finite number, `max_resend_after` below
+            `resend_after`, or `capacity` < 1.
+        OverflowError: a negative `capacity`.
+    """
+
+    def __new__(
+        cls,
+        producer_id: str,
+        node_id: str,
+        session: tuple[str, int] | models.SessionId,
+        *,
+        resend_after: float = ...,
+        max_resend_after: float = ...,
+        capacity: int = ...,
+    ) -> ProducerOutbox: ...
+    @staticmethod
+    def new_producer_id(node_id: str) -> str:
+        """A fresh producer id for a producer instance on `node_id`: `"{node_id}/{random suffix}"`."""
+
+    def push(self, event: models.Event | bytes | bytearray, *, now: float) -> bytes:
+        """Number `event`, keep its envelope until acknowledged and return the envelope bytes to send now.
+
+        An event given as bytes without an `event_id` gets a random one once: its resends are identical.
+
+        Raises:
+            clusterstate.errors.OutboxFullError: `capacity` envelopes are unacknowledged (nothing changed).
+            clusterstate.errors.DecodeError: `event` is not an event (nothing changed).
+            ValueError: an event the master would refuse as spoofed: about another node than
+                `node_id`, or a node disconnection from a node that is not the session's master.
+        """
+
+    def acknowledge(
+        self,
+        acks: Iterable[int | tuple[str, int]],
+        *,
+        session: tuple[str, int] | models.SessionId | None = None,
+    ) -> int:
+        """Remove the acknowledged envelopes; returns how many were removed.
+
+        `acks` are sequence numbers or `(producer, origin_idx)` pairs as `IngestResult.acknowledged`
+        gives them (other producers' pairs are skipped). Unknown and repeated ones are ignored and
+        counted (`ignored_acks`). With `session`, the acknowledgements are taken only if it is still
+        this outbox's session (a previous master's late ones are ignored).
+
+        Raises:
+            TypeError: an item is neither an int nor a `(str, int)` pair (nothing is acknowledged).
+        """
+
+    def due(self, now: float) -> list[bytes]:
+        """The envelopes to resend at `now`, lowest sequence number first: those whose last send is at
+        least their resend interval old. Each one's interval doubles, up to `max_resend_after`."""
+
+    def retarget(self, session: tuple[str, int] | models.SessionId) -> list[bytes]:
+        """Address the master of a new `session` (an election): the pending envelopes renumbered from 0,
+        re-stamped with `session`, all returned to send now; later pushes continue the numbering.
+
+        Pending master-only events are dropped when the new master is another node. The same session
+        as the current one changes nothing and returns `[]`.
+
+        Raises:
+            clusterstate.errors.DecodeError: `session` is not a session.
+        """
+
+    @property
+    def producer_id(self) -> str:
+        """The producer id every envelope carries as `origin`."""
+
+    @property
+    def node_id(self) -> str:
+        """The node this producer runs on."""
+
+    @property
+    def session(self) -> tuple[str, int]:
+        """`(master_node_id, election_clock)` of the session addressed."""
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next pushed event gets."""
+
+    @property
+    def pending(self) -> int:
+        """How many envelopes wait for an acknowledgement."""
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Running totals: pushed, sent, resent, retargeted, dropped_on_retarget, acknowledged,
+        ignored_acks, refused_full, and the pending gauge."""

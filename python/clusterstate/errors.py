@@ -14,6 +14,7 @@ __all__ = [
     "ClusterStateError",
     "DecodeError",
     "EventIndexError",
+    "IndexAheadError",
     "LogClosedError",
     "LogCorruptedError",
     "LogError",
@@ -23,6 +24,9 @@ __all__ = [
     "LogLockedError",
     "LogNotFoundError",
     "LogUsageError",
+    "NoLogError",
+    "OutboxFullError",
+    "SnapshotRequiredError",
 ]
 
 
@@ -116,3 +120,44 @@ class LogUsageError(LogError, ValueError):
 
 class LogClosedError(LogError, ValueError):
     """The log was closed."""
+
+
+# The producer side (issue 6).
+
+
+class OutboxFullError(ClusterStateError):
+    """``ProducerOutbox.push`` refused an event: ``capacity`` envelopes wait for an acknowledgement.
+
+    Nothing was numbered or kept; back off and push the event again once acknowledgements free room.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(f"producer outbox is full ({capacity} unacknowledged envelopes): back off until room frees")
+        self.capacity = capacity
+
+
+# The master's event log (``MasterCore``, issue 6): requests it cannot serve.
+
+
+class NoLogError(LogUsageError):
+    """The ``MasterCore`` was created without an event log: nothing to page through or snapshot."""
+
+
+class SnapshotRequiredError(LogUsageError):
+    """A catch-up page before the log's first retained index: the node must join from a snapshot instead."""
+
+    def __init__(self, idx: int, first_index: int) -> None:
+        super().__init__(
+            f"index {idx} is before the event log's first retained index {first_index}: join from a snapshot"
+        )
+        self.idx = idx
+        self.first_index = first_index
+
+
+class IndexAheadError(LogUsageError):
+    """A catch-up page past the master's next index (the node followed another master, or asks too far ahead)."""
+
+    def __init__(self, idx: int, next_index: int) -> None:
+        super().__init__(f"index {idx} is past the master's next index {next_index}")
+        self.idx = idx
+        self.next_index = next_index

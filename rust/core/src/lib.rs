@@ -14,6 +14,8 @@
 //! - [`log`]: the crash-safe event log: checksummed segments, recovery, snapshots, replay (`docs/log-format.md`).
 //! - [`master`]: the master's ingest path: [`master::LocalEnvelope`] bytes resequenced per producer, indexed and
 //!   applied by [`master::MasterCore`] (`docs/master.md`).
+//! - [`node`]: the receiving side every node runs: [`NodeCore`] keeps a node's State from the master's broadcast,
+//!   resequenced by global index, and says from where to fetch what it missed (`docs/node.md`).
 //!
 //! The golden traces in `tests/data/golden/` (written by `tests/golden.py` from the Python reference) are replayed
 //! by `rust/core/tests/golden.rs`: every event re-encodes byte for byte and every intermediate State matches.
@@ -40,6 +42,7 @@ pub mod json;
 pub mod liveness;
 pub mod log;
 pub mod master;
+pub mod node;
 pub mod profiling;
 pub mod state;
 pub mod topology;
@@ -50,6 +53,7 @@ pub use error::{ApplyError, CoreError, CoreResult, DecodeError};
 pub use events::{Event, IndexedEvent};
 pub use ids::{CommandId, EventId, InstanceId, ModelId, NodeId, RunnerId, TaskId};
 pub use liveness::{Staleness, StalenessTracker};
+pub use node::NodeCore;
 pub use state::State;
 pub use topology::Topology;
 

@@ -55,3 +55,5 @@ pub fn log_error(err: LogError) -> PyErr {
         LogError::Closed => LogClosedError::new_err("the event log is closed"),
     }
 }
+
+pyo3::import_exception!(clusterstate.errors, OutboxFullError);

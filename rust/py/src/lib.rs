@@ -5,6 +5,8 @@ mod depythonize;
 mod errors;
 mod log;
 mod master;
+mod node;
+mod outbox;
 mod reducer;
 mod state;
 mod tracker;
@@ -21,7 +23,11 @@ mod _core {
     #[pymodule_export]
     use crate::log::{PyEventLog, PyLogIterator};
     #[pymodule_export]
-    use crate::master::{PyIngestResult, PyMasterCore};
+    use crate::master::{PyCycleResult, PyIngestResult, PyMasterCore};
+    #[pymodule_export]
+    use crate::node::{PyNodeCore, PyReceiveResult};
+    #[pymodule_export]
+    use crate::outbox::PyProducerOutbox;
     #[pymodule_export]
     use crate::reducer::{apply, apply_many};
     #[pymodule_export]

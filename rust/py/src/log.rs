@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 
 use crate::convert::{event_arg, state_arg};
-use crate::errors::{invalid, log_error};
+use crate::errors::{invalid, log_error, LogClosedError};
 use crate::state::PyState;
 
 static GET_LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -28,9 +29,31 @@ pub struct PyEventLog {
     path: PathBuf,
     durability: &'static str,
     loaded_snapshot: Mutex<Option<u64>>,
+    /// Set once a `MasterCore` took the log over (see [`Self::take_for_master`]).
+    handed_over: AtomicBool,
 }
 
 impl PyEventLog {
+    /// Take the open log out of this object for a `MasterCore`, which owns it from then on: every later call on
+    /// this object raises `LogClosedError` saying so (the master would otherwise see records it did not write).
+    pub fn take_for_master(&self) -> PyResult<EventLog> {
+        let log = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let log = log.ok_or_else(|| self.error(LogError::Closed))?;
+        self.handed_over.store(true, Ordering::Release);
+        Ok(log)
+    }
+
+    /// A log error as its Python exception; `Closed` says when the log was handed to a `MasterCore`.
+    fn error(&self, err: LogError) -> PyErr {
+        if matches!(err, LogError::Closed) && self.handed_over.load(Ordering::Acquire) {
+            return LogClosedError::new_err(
+                "this EventLog was handed to a MasterCore, which owns it now: use the master's events_since, \
+                 snapshot, sync and close",
+            );
+        }
+        log_error(err)
+    }
+
     /// Run `f` on the open log with the GIL released.
     fn with_log<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut EventLog) -> LogResult<T> + Send) -> PyResult<T> {
         py.detach(|| {
@@ -40,13 +63,13 @@ impl PyEventLog {
                 None => Err(LogError::Closed),
             }
         })
-        .map_err(log_error)
+        .map_err(|err| self.error(err))
     }
 
     /// Run a cheap `f` on the open log, without releasing the GIL.
     fn peek<T>(&self, f: impl FnOnce(&EventLog) -> T) -> PyResult<T> {
         let guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        guard.as_ref().map(f).ok_or_else(|| log_error(LogError::Closed))
+        guard.as_ref().map(f).ok_or_else(|| self.error(LogError::Closed))
     }
 
     /// Replay the log into `state` in Rust, with the GIL released (also `State.replay(log)`).
@@ -239,6 +262,7 @@ impl PyEventLog {
             path,
             durability: name,
             loaded_snapshot: Mutex::new(None),
+            handed_over: AtomicBool::new(false),
         })
     }
 

@@ -1,16 +1,55 @@
-//! `clusterstate._core.MasterCore`: the master's ingest path (core `master` module) for Python.
+//! `clusterstate._core.MasterCore`: the master's ingest path, plan cycle and catch-up pages (core `master` module)
+//! for Python.
 
 use std::collections::BTreeMap;
 
 use clusterstate_core::events::SessionId;
-use clusterstate_core::master::{IngestOutcome, MasterCore, RejectReason, DEFAULT_CAPACITY};
+use clusterstate_core::liveness::{StalenessTracker, DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
+use clusterstate_core::master::{
+    CycleOutcome, IngestOutcome, LogFailure, MasterCore, MasterError, MasterOptions, RejectReason, DEFAULT_CAPACITY,
+    DEFAULT_DEDUP_WINDOW,
+};
 use clusterstate_core::NodeId;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyTuple};
 
-use crate::errors::invalid;
+use crate::errors::{invalid, log_error, LogUsageError};
+use crate::log::PyEventLog;
 use crate::state::PyState;
+use crate::tracker::PyNodeStaleness;
+
+pyo3::import_exception!(clusterstate.errors, NoLogError);
+pyo3::import_exception!(clusterstate.errors, SnapshotRequiredError);
+pyo3::import_exception!(clusterstate.errors, IndexAheadError);
+
+/// A master error as its `clusterstate.errors` exception.
+fn master_error(err: MasterError) -> PyErr {
+    match err {
+        MasterError::NoLog => NoLogError::new_err(err.to_string()),
+        MasterError::Log(err) => log_error(err),
+        MasterError::Tracker(err) => PyValueError::new_err(err.to_string()),
+        MasterError::IndexMismatch { .. } => LogUsageError::new_err(err.to_string()),
+        MasterError::BeforeLog { idx, first_index } => SnapshotRequiredError::new_err((idx, first_index)),
+        MasterError::AheadOfLog { idx, next_index } => IndexAheadError::new_err((idx, next_index)),
+    }
+}
+
+/// The log error of a call the log cut short, with what the call did before as its `result` attribute.
+fn failure_error<T>(py: Python<'_>, error: PyErr, done: T) -> PyErr
+where
+    T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>,
+{
+    if let Ok(result) = Bound::new(py, done) {
+        // Best effort: an exception instance always takes attributes.
+        let _ = error.value(py).setattr("result", result);
+    }
+    error
+}
+
+fn bytes_list(py: Python<'_>, items: &[Vec<u8>]) -> Vec<Py<PyBytes>> {
+    items.iter().map(|bytes| PyBytes::new(py, bytes).unbind()).collect()
+}
 
 /// What one `MasterCore.ingest` call did: the events to broadcast, the acknowledgements, the refusals.
 #[pyclass(frozen, name = "IngestResult", module = "clusterstate._core")]
@@ -43,11 +82,7 @@ impl PyIngestResult {
 impl PyIngestResult {
     fn new(py: Python<'_>, outcome: IngestOutcome) -> Self {
         Self {
-            broadcast: outcome
-                .broadcast
-                .iter()
-                .map(|bytes| PyBytes::new(py, bytes).unbind())
-                .collect(),
+            broadcast: bytes_list(py, &outcome.broadcast),
             acknowledged: outcome
                 .acknowledged
                 .into_iter()
@@ -62,14 +97,48 @@ impl PyIngestResult {
     }
 }
 
-/// The master's state core: resequences local events per producer, indexes and applies them (docs/master.md).
+/// What one `MasterCore.plan_cycle` did: the `NodeDisconnected` events to broadcast and the decisions behind them.
+#[pyclass(frozen, name = "CycleResult", module = "clusterstate._core")]
+pub struct PyCycleResult {
+    broadcast: Vec<Py<PyBytes>>,
+    #[pyo3(get)]
+    decisions: Vec<PyNodeStaleness>,
+}
+
+#[pymethods]
+impl PyCycleResult {
+    /// The master's `NodeDisconnected` events as `IndexedEvent` JSON bytes (`origin` = the master node).
+    #[getter]
+    fn broadcast<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.broadcast.iter().map(|bytes| bytes.bind(py)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("CycleResult(disconnected={} nodes)", self.decisions.len())
+    }
+}
+
+impl PyCycleResult {
+    fn new(py: Python<'_>, outcome: CycleOutcome) -> Self {
+        Self {
+            broadcast: bytes_list(py, &outcome.broadcast),
+            decisions: outcome.decisions.into_iter().map(PyNodeStaleness::from).collect(),
+        }
+    }
+}
+
+/// The master's state core: resequences local events per producer, indexes, logs and applies them, runs the
+/// staleness tracker's plan cycle and serves catch-up pages (docs/master.md).
+///
+/// With `log=`, the master takes the `EventLog` over (the Python object then raises `LogClosedError` on use)
+/// and starts from the log's State, continuing its index: a restarted master must serve a new session.
 #[pyclass(name = "MasterCore", module = "clusterstate._core")]
 pub struct PyMasterCore {
     inner: MasterCore,
 }
 
 /// A session argument: a `(master_node_id, election_clock)` pair or an object with those attributes.
-fn session_arg(obj: &Bound<'_, PyAny>) -> PyResult<SessionId> {
+pub fn session_arg(obj: &Bound<'_, PyAny>) -> PyResult<SessionId> {
     let py = obj.py();
     let pair: PyResult<(String, u64)> = if obj.is_instance_of::<PyTuple>() {
         obj.extract()
@@ -109,22 +178,108 @@ fn batch_arg(batch: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
 #[pymethods]
 impl PyMasterCore {
     #[new]
-    #[pyo3(signature = (session, *, capacity = DEFAULT_CAPACITY))]
-    fn new(session: &Bound<'_, PyAny>, capacity: usize) -> PyResult<Self> {
+    #[pyo3(signature = (
+        session, *, capacity = DEFAULT_CAPACITY, log = None, period_s = DEFAULT_PERIOD_S,
+        threshold = DEFAULT_THRESHOLD, dedup_window = DEFAULT_DEDUP_WINDOW
+    ))]
+    fn new(
+        py: Python<'_>,
+        session: &Bound<'_, PyAny>,
+        capacity: usize,
+        log: Option<&Bound<'_, PyEventLog>>,
+        period_s: f64,
+        threshold: u32,
+        dedup_window: usize,
+    ) -> PyResult<Self> {
         if capacity == 0 {
             return Err(PyValueError::new_err("capacity must be at least 1"));
         }
+        let session = session_arg(session)?;
+        // Checked before the log is taken over, so that a bad setting leaves the EventLog usable.
+        StalenessTracker::new(period_s, threshold).map_err(|err| PyValueError::new_err(err.to_string()))?;
+        let options = MasterOptions {
+            capacity,
+            period_s,
+            threshold,
+            dedup_window,
+        };
+        let inner = match log {
+            None => MasterCore::with_options(session, options),
+            Some(log) => {
+                let log = log.get().take_for_master()?;
+                py.detach(move || MasterCore::open(session, log, options))
+            }
+        };
         Ok(Self {
-            inner: MasterCore::with_capacity(session_arg(session)?, capacity),
+            inner: inner.map_err(master_error)?,
         })
     }
 
-    /// Ingest a batch of local-event envelopes (JSON bytes); one call, the work done without the GIL.
+    /// Ingest a batch of local-event envelopes (JSON bytes); one call, the work done without the GIL. If the log
+    /// refuses the append, raises its `LogError` with `result`: the part done before (consistent with the log).
     fn ingest(&mut self, py: Python<'_>, batch: &Bound<'_, PyAny>) -> PyResult<PyIngestResult> {
         let owned = batch_arg(batch)?;
         let inner = &mut self.inner;
-        let outcome = py.detach(|| inner.ingest(&owned));
-        Ok(PyIngestResult::new(py, outcome))
+        match py.detach(|| inner.try_ingest(&owned)) {
+            Ok(outcome) => Ok(PyIngestResult::new(py, outcome)),
+            Err(failure) => {
+                let LogFailure { error, done } = *failure;
+                Err(failure_error(py, log_error(error), PyIngestResult::new(py, done)))
+            }
+        }
+    }
+
+    /// Run one plan cycle at `now` (seconds of a monotonic clock): disconnect the nodes whose event index stopped
+    /// advancing, through the same index-log-apply path as ingested events.
+    fn plan_cycle(&mut self, py: Python<'_>, now: f64) -> PyResult<PyCycleResult> {
+        let inner = &mut self.inner;
+        match py.detach(|| inner.plan_cycle(now)) {
+            Ok(outcome) => Ok(PyCycleResult::new(py, outcome)),
+            Err(failure) => {
+                let LogFailure { error, done } = *failure;
+                Err(failure_error(py, log_error(error), PyCycleResult::new(py, done)))
+            }
+        }
+    }
+
+    /// Up to `limit` (at most 10 000) events from global index `idx` on, as `IndexedEvent` JSON bytes read from
+    /// the log: a catch-up page.
+    #[pyo3(signature = (idx, limit = 1000))]
+    fn events_since<'py>(&mut self, py: Python<'py>, idx: u64, limit: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let inner = &mut self.inner;
+        let page = py.detach(|| inner.events_since(idx, limit)).map_err(master_error)?;
+        Ok(page.iter().map(|bytes| PyBytes::new(py, bytes)).collect())
+    }
+
+    /// Write the State as a snapshot into the log; returns its index.
+    fn snapshot(&mut self, py: Python<'_>) -> PyResult<u64> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.snapshot()).map_err(master_error)
+    }
+
+    /// Force every appended record to disk.
+    fn sync(&mut self, py: Python<'_>) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.sync()).map_err(master_error)
+    }
+
+    /// Sync and close the log (releasing its directory); afterwards `ingest` and `plan_cycle` raise
+    /// `LogClosedError`. A no-op without a log.
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.close_log()).map_err(master_error)
+    }
+
+    /// Whether the master has an open event log.
+    #[getter]
+    fn has_log(&self) -> bool {
+        self.inner.log().is_some()
+    }
+
+    /// The snapshot the master's State was loaded from when it was built from a log, if any.
+    #[getter]
+    fn loaded_snapshot_index(&self) -> Option<u64> {
+        self.inner.loaded_snapshot()
     }
 
     /// The State after every applied event (the Rust `State`, shared, not copied).
@@ -135,8 +290,8 @@ impl PyMasterCore {
         }
     }
 
-    /// The running totals: `ingested`, `applied`, `duplicates`, `other_session`, `buffered`, `rejected` and
-    /// `rejected_<reason>` for every reason.
+    /// The running totals: `ingested`, `applied`, `duplicates`, `other_session`, `buffered`, `appended`,
+    /// `disconnects`, `replayed_duplicates`, `unlogged`, `rejected` and `rejected_<reason>` for every reason.
     #[getter]
     fn counters(&self) -> BTreeMap<String, u64> {
         let counters = self.inner.counters();
@@ -146,6 +301,10 @@ impl PyMasterCore {
             ("duplicates".to_owned(), counters.duplicates),
             ("other_session".to_owned(), counters.other_session),
             ("buffered".to_owned(), counters.buffered),
+            ("appended".to_owned(), counters.appended),
+            ("disconnects".to_owned(), counters.disconnects),
+            ("replayed_duplicates".to_owned(), counters.replayed_duplicates),
+            ("unlogged".to_owned(), counters.unlogged),
             ("rejected".to_owned(), counters.rejected_total()),
         ]);
         for reason in RejectReason::ALL {

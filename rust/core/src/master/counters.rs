@@ -67,6 +67,15 @@ pub struct Counters {
     pub other_session: u64,
     /// Events waiting in the producers' buffers for an earlier one (a gauge, not a total).
     pub buffered: u64,
+    /// Events appended to the event log (ingested ones and the master's own `NodeDisconnected`s).
+    pub appended: u64,
+    /// `NodeDisconnected` events the master produced from its staleness tracker's decisions (and applied).
+    pub disconnects: u64,
+    /// Events not applied because a reopened master found their `event_id` among the last records of its log (a
+    /// resend, under the new session, of an event logged before the restart): acknowledged, not applied again.
+    pub replayed_duplicates: u64,
+    /// Events the event log refused (e.g. a full disk): not applied, not acknowledged, forgotten (resent later).
+    pub unlogged: u64,
     /// Refused envelopes, per [`RejectReason`] (indexed as [`RejectReason::ALL`]).
     pub rejected: [u64; RejectReason::ALL.len()],
 }

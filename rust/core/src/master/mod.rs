@@ -2,7 +2,9 @@
 //!
 //! - [`LocalEnvelope`]: what a producer sends the master (documented in `docs/master.md`).
 //! - [`Resequencer`]: one producer's bounded, total reordering buffer (exo's `OrderedBuffer`, exo-core.md §6.6).
-//! - [`MasterCore`]: session, State, next global index, one buffer per producer, [`Counters`].
+//! - [`MasterCore`]: session, State, next global index, one buffer per producer, [`Counters`], the staleness
+//!   tracker, optionally the event log.
+//! - [`Outbox`]: the producer side: one producer instance's sequencer, kept until acknowledged, resent when due.
 //!
 //! ```
 //! use clusterstate_core::events::SessionId;
@@ -20,13 +22,24 @@
 //! assert_eq!(master.next_index(), 2);
 //! ```
 //!
-//! Not here yet: the event log (the master does not append what it applies), the staleness tracker's
-//! `plan_cycle`, catch-up pages, and the receiving and producing sides.
+//! With an [`EventLog`](crate::log::EventLog) ([`MasterCore::open`]) every applied event is logged first
+//! ([`LogFailure`] when the log refuses), [`MasterCore::plan_cycle`] turns the staleness tracker's decisions into
+//! `NodeDisconnected` events through the same path, and [`MasterCore::events_since`] serves catch-up pages.
+//! A reopened master remembers the `event_id`s of the log's last records ([`RecentIds`]) to stay exactly once
+//! across the restart.
 
 mod counters;
+mod error;
 mod ingest;
+mod outbox;
+mod recent;
 mod resequence;
 
 pub use counters::{Counters, RejectReason};
-pub use ingest::{IngestOutcome, LocalEnvelope, MasterCore, ProducerId, DEFAULT_CAPACITY};
+pub use error::{LogFailure, MasterError};
+pub use ingest::{
+    CycleOutcome, IngestOutcome, LocalEnvelope, MasterCore, MasterOptions, ProducerId, DEFAULT_CAPACITY, MAX_PAGE,
+};
+pub use outbox::{new_producer_id, Outbox, OutboxCounters, OutboxError, OutboxOptions};
+pub use recent::{event_id, RecentIds, DEFAULT_DEDUP_WINDOW};
 pub use resequence::{Offer, Resequencer};

@@ -100,6 +100,26 @@ impl<T: PartialEq> Resequencer<T> {
     pub fn gap(&self) -> Option<u64> {
         (!self.store.is_empty() && !self.store.contains_key(&self.next)).then_some(self.next)
     }
+
+    /// Move back to `next` because the items released from `next` on could not be used (the master's event log
+    /// refused them): they count as never received, so the producer's resend is accepted again instead of being
+    /// taken for a stale copy. Buffered items are kept. A `next` at or above the current one changes nothing.
+    pub fn rewind_to(&mut self, next: u64) {
+        self.next = self.next.min(next);
+    }
+
+    /// Skip ahead to `next` because every index below it was released by other means (a node adopting a snapshot
+    /// State): the buffered items below `next` are dropped, and their count returned. A `next` at or below the
+    /// current one changes nothing (the buffer never moves back).
+    pub fn advance_to(&mut self, next: u64) -> usize {
+        if next <= self.next {
+            return 0;
+        }
+        let kept = self.store.split_off(&next);
+        let dropped = std::mem::replace(&mut self.store, kept).len();
+        self.next = next;
+        dropped
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +206,41 @@ mod tests {
         let mut zero = Resequencer::new(0); // a capacity of 0 is 1
         assert_eq!(zero.offer(1, "b"), Offer::Full);
         assert_eq!(zero.offer(0, "a"), Offer::Accepted);
+    }
+
+    #[test]
+    fn advance_to_drops_below_and_keeps_above() {
+        let mut buffer = Resequencer::new(8);
+        for (idx, item) in [(1, "b"), (3, "d"), (5, "f"), (6, "g")] {
+            buffer.offer(idx, item);
+        }
+        assert_eq!(buffer.advance_to(4), 2); // 1 and 3 dropped
+        assert_eq!(buffer.next_index(), 4);
+        assert_eq!(buffer.advance_to(2), 0); // never back
+        assert_eq!(buffer.next_index(), 4);
+        assert_eq!(buffer.offer(3, "d"), Offer::Stale);
+        assert_eq!(buffer.gap(), Some(4));
+        assert_eq!(buffer.advance_to(5), 0);
+        assert_eq!(released(&mut buffer), vec![(5, "f"), (6, "g")]);
+        assert_eq!(buffer.advance_to(u64::MAX), 0);
+        assert_eq!(buffer.offer(u64::MAX - 1, "z"), Offer::Stale);
+    }
+
+    #[test]
+    fn rewind_to_accepts_the_released_items_again() {
+        let mut buffer = Resequencer::new(8);
+        for (idx, item) in [(0, "a"), (1, "b"), (3, "d")] {
+            buffer.offer(idx, item);
+        }
+        assert_eq!(released(&mut buffer), vec![(0, "a"), (1, "b")]);
+        buffer.rewind_to(1);
+        buffer.rewind_to(5); // never forward
+        assert_eq!(buffer.next_index(), 1);
+        assert_eq!(buffer.offer(0, "a"), Offer::Stale);
+        assert_eq!(buffer.offer(1, "b"), Offer::Accepted);
+        assert_eq!(released(&mut buffer), vec![(1, "b")]);
+        assert_eq!(buffer.offer(2, "c"), Offer::Accepted);
+        assert_eq!(released(&mut buffer), vec![(2, "c"), (3, "d")]); // the buffered item was kept
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! `clusterstate._core.NodeCore`: the receiving side every node runs (core `node` module) for Python.
+
+use std::collections::BTreeMap;
+
+use clusterstate_core::master::DEFAULT_CAPACITY;
+use clusterstate_core::node::{NodeCore, ReceiveOutcome, RejectReason};
+use clusterstate_core::State;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
+
+use crate::convert::state_arg;
+use crate::state::PyState;
+
+/// What one `NodeCore.receive` call did: how many events it applied, where the node is missing events, refusals.
+#[pyclass(frozen, name = "ReceiveResult", module = "clusterstate._core")]
+pub struct PyReceiveResult {
+    #[pyo3(get)]
+    applied: u64,
+    #[pyo3(get)]
+    missing: Option<u64>,
+    #[pyo3(get)]
+    rejected: Vec<(usize, &'static str)>,
+}
+
+#[pymethods]
+impl PyReceiveResult {
+    fn __repr__(&self) -> String {
+        let missing = self.missing.map_or_else(|| "None".to_owned(), |idx| idx.to_string());
+        format!(
+            "ReceiveResult(applied={}, missing={missing}, rejected={:?})",
+            self.applied, self.rejected
+        )
+    }
+}
+
+impl From<ReceiveOutcome> for PyReceiveResult {
+    fn from(outcome: ReceiveOutcome) -> Self {
+        Self {
+            applied: outcome.applied,
+            missing: outcome.missing,
+            rejected: outcome
+                .rejected
+                .into_iter()
+                .map(|(position, reason)| (position, reason.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// A node's copy of the cluster State, kept from the master's broadcast (docs/node.md).
+#[pyclass(name = "NodeCore", module = "clusterstate._core")]
+pub struct PyNodeCore {
+    inner: NodeCore,
+}
+
+/// The batch as owned byte strings (so the work can run without the GIL); a non-bytes item fails the whole batch
+/// before anything is received.
+fn batch_arg(batch: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
+    let mut owned = Vec::with_capacity(batch.len().unwrap_or(0));
+    for (position, item) in batch.try_iter()?.enumerate() {
+        let item = item?;
+        if let Ok(bytes) = item.cast::<PyBytes>() {
+            owned.push(bytes.as_bytes().to_vec());
+        } else if let Ok(array) = item.cast::<PyByteArray>() {
+            owned.push(array.to_vec());
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "event {position} of the batch is not bytes or bytearray"
+            )));
+        }
+    }
+    Ok(owned)
+}
+
+#[pymethods]
+impl PyNodeCore {
+    #[new]
+    #[pyo3(signature = (state = None, *, capacity = DEFAULT_CAPACITY))]
+    fn new(state: Option<&Bound<'_, PyAny>>, capacity: usize) -> PyResult<Self> {
+        if capacity == 0 {
+            return Err(PyValueError::new_err("capacity must be at least 1"));
+        }
+        let state = state.map(state_arg).transpose()?.unwrap_or_default();
+        Ok(Self {
+            inner: NodeCore::from_state(state, capacity),
+        })
+    }
+
+    /// Receive a batch of broadcast events (`IndexedEvent` JSON bytes); one call, the work done without the GIL.
+    fn receive(&mut self, py: Python<'_>, batch: &Bound<'_, PyAny>) -> PyResult<PyReceiveResult> {
+        let owned = batch_arg(batch)?;
+        let inner = &mut self.inner;
+        Ok(py.detach(|| inner.receive(&owned)).into())
+    }
+
+    /// Adopt a snapshot State if it is ahead of the node's; returns whether it was adopted.
+    fn join(&mut self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let state: State = state_arg(state)?;
+        let inner = &mut self.inner;
+        Ok(py.detach(|| inner.join(state)))
+    }
+
+    /// Note the master's next index (e.g. from a heartbeat): past the node's, the node is behind.
+    fn note_master_index(&mut self, next: u64) {
+        self.inner.note_master_index(next);
+    }
+
+    /// The State after every applied event (the Rust `State`, shared, not copied).
+    #[getter]
+    fn state(&self) -> PyState {
+        PyState {
+            inner: self.inner.state().clone(),
+        }
+    }
+
+    /// The index of the next event to apply.
+    #[getter]
+    fn next_index(&self) -> u64 {
+        self.inner.next_index()
+    }
+
+    /// The index to fetch from when events past the applied ones are known to exist; `None` when caught up.
+    #[getter]
+    fn missing(&self) -> Option<u64> {
+        self.inner.missing()
+    }
+
+    /// How many events may wait ahead of a gap.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// The running totals: `received`, `applied`, `duplicates`, `conflicts`, `dropped_ahead`, `rejected` and
+    /// `rejected_<reason>`, `gaps`, `joins`, `joins_ignored`, `buffered`.
+    #[getter]
+    fn counters(&self) -> BTreeMap<String, u64> {
+        let counters = self.inner.counters();
+        let mut out = BTreeMap::from([
+            ("received".to_owned(), counters.received),
+            ("applied".to_owned(), counters.applied),
+            ("duplicates".to_owned(), counters.duplicates),
+            ("conflicts".to_owned(), counters.conflicts),
+            ("dropped_ahead".to_owned(), counters.dropped_ahead),
+            ("rejected".to_owned(), counters.rejected_total()),
+            ("gaps".to_owned(), counters.gaps),
+            ("joins".to_owned(), counters.joins),
+            ("joins_ignored".to_owned(), counters.joins_ignored),
+            ("buffered".to_owned(), counters.buffered),
+        ]);
+        for reason in RejectReason::ALL {
+            out.insert(format!("rejected_{reason}"), counters.rejected(reason));
+        }
+        out
+    }
+
+    fn __repr__(&self) -> String {
+        let missing = self
+            .inner
+            .missing()
+            .map_or_else(|| "None".to_owned(), |idx| idx.to_string());
+        format!(
+            "NodeCore(next_index={}, missing={missing}, buffered={})",
+            self.inner.next_index(),
+            self.inner.counters().buffered
+        )
+    }
+}

@@ -1,0 +1,208 @@
+//! `clusterstate._core.ProducerOutbox`: the producer side of the ingest path (core `master::Outbox`) for Python.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use clusterstate_core::events::Event;
+use clusterstate_core::master::{new_producer_id, Outbox, OutboxError, OutboxOptions};
+use clusterstate_core::NodeId;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyInt, PyList, PyTuple};
+
+use crate::depythonize::depythonize;
+use crate::errors::{decode_error, invalid, OutboxFullError};
+use crate::master::session_arg;
+
+/// An outbox refusal as the Python exception of its kind.
+fn outbox_error(err: OutboxError) -> PyErr {
+    match err {
+        OutboxError::Full { capacity } => OutboxFullError::new_err((capacity,)),
+        OutboxError::Decode(err) => decode_error(&err),
+        other => PyValueError::new_err(other.to_string()),
+    }
+}
+
+/// The sequence numbers among `acks` (ints, or `(producer, origin_idx)` pairs of which only `producer`'s count),
+/// all converted before any is applied, so a bad item changes nothing.
+fn acks_arg(acks: &Bound<'_, PyAny>, producer: &str) -> PyResult<Vec<u64>> {
+    let mut seqs = Vec::with_capacity(acks.len().unwrap_or(0));
+    for (position, item) in acks.try_iter()?.enumerate() {
+        let item = item?;
+        let seq = if item.is_instance_of::<PyInt>() {
+            item.clone()
+        } else if let Ok(pair) = item.cast::<PyTuple>() {
+            let (origin, seq): (String, Bound<'_, PyAny>) = pair.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "acknowledgement {position} is not a (producer, origin_idx) pair"
+                ))
+            })?;
+            if origin != producer || !seq.is_instance_of::<PyInt>() {
+                continue;
+            }
+            seq
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "acknowledgement {position} is not an int or a (producer, origin_idx) pair"
+            )));
+        };
+        // An int that is no u64 (negative, too large) is no pending sequence number; neither is `u64::MAX` (the
+        // outbox never numbers an event with it), so it stands for them and is counted as an ignored acknowledgement.
+        seqs.push(seq.extract::<u64>().unwrap_or(u64::MAX));
+    }
+    Ok(seqs)
+}
+
+fn bytes_list<'py>(py: Python<'py>, envelopes: &[Vec<u8>]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, envelopes.iter().map(|bytes| PyBytes::new(py, bytes)))
+}
+
+/// One producer instance's sequencer and outbox: numbers local events, keeps them until the master acknowledges
+/// them, resends what is due (docs/master.md, "The producer side").
+#[pyclass(name = "ProducerOutbox", module = "clusterstate._core")]
+pub struct PyProducerOutbox {
+    inner: Outbox,
+}
+
+#[pymethods]
+impl PyProducerOutbox {
+    #[new]
+    #[pyo3(signature = (
+        producer_id,
+        node_id,
+        session,
+        *,
+        resend_after = OutboxOptions::default().resend_after_s,
+        max_resend_after = OutboxOptions::default().max_resend_after_s,
+        capacity = OutboxOptions::default().capacity,
+    ))]
+    fn new(
+        producer_id: &str,
+        node_id: &str,
+        session: &Bound<'_, PyAny>,
+        resend_after: f64,
+        max_resend_after: f64,
+        capacity: usize,
+    ) -> PyResult<Self> {
+        let options = OutboxOptions {
+            resend_after_s: resend_after,
+            max_resend_after_s: max_resend_after,
+            capacity,
+        };
+        let inner = Outbox::new(
+            Arc::from(producer_id),
+            NodeId::from(node_id),
+            session_arg(session)?,
+            options,
+        )
+        .map_err(outbox_error)?;
+        Ok(Self { inner })
+    }
+
+    /// A fresh producer id for a producer instance on `node_id`: `"{node_id}/{random suffix}"`.
+    #[staticmethod]
+    fn new_producer_id(node_id: &str) -> String {
+        new_producer_id(node_id).to_string()
+    }
+
+    /// Number `event` (a pydantic `Event` model, or its JSON as bytes), keep its envelope until acknowledged and
+    /// return the envelope bytes to send now.
+    #[pyo3(signature = (event, *, now))]
+    fn push<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>, now: f64) -> PyResult<Bound<'py, PyBytes>> {
+        let pushed = if let Ok(bytes) = event.cast::<PyBytes>() {
+            self.inner.push_bytes(bytes.as_bytes(), now)
+        } else if let Ok(array) = event.cast::<PyByteArray>() {
+            self.inner.push_bytes(&array.to_vec(), now)
+        } else {
+            let event: Event = depythonize(event).map_err(|err| invalid("event", err.to_string()))?;
+            self.inner.push(event, now)
+        };
+        pushed.map(|bytes| PyBytes::new(py, &bytes)).map_err(outbox_error)
+    }
+
+    /// Take the master's acknowledgements: sequence numbers, or `(producer, origin_idx)` pairs (only this
+    /// producer's count). With `session`, only if it is still this outbox's session. How many envelopes it removed.
+    #[pyo3(signature = (acks, *, session = None))]
+    fn acknowledge(&mut self, acks: &Bound<'_, PyAny>, session: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        let seqs = acks_arg(acks, self.inner.producer())?;
+        Ok(match session {
+            Some(session) => self.inner.acknowledge_from(&session_arg(session)?, seqs),
+            None => self.inner.acknowledge(seqs),
+        })
+    }
+
+    /// The envelopes whose resend is due at `now`, lowest sequence number first (each one's interval doubles).
+    fn due<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+        let inner = &mut self.inner;
+        let envelopes = py.detach(|| inner.due(now));
+        bytes_list(py, &envelopes)
+    }
+
+    /// Address the master of a new `session`: the pending envelopes renumbered from 0, all to send now.
+    fn retarget<'py>(&mut self, py: Python<'py>, session: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let session = session_arg(session)?;
+        let inner = &mut self.inner;
+        let envelopes = py.detach(|| inner.retarget(session));
+        bytes_list(py, &envelopes)
+    }
+
+    /// The producer id every envelope carries as `origin`.
+    #[getter]
+    fn producer_id(&self) -> &str {
+        self.inner.producer()
+    }
+
+    /// The node this producer runs on.
+    #[getter]
+    fn node_id(&self) -> &str {
+        self.inner.node_id().as_str()
+    }
+
+    /// `(master_node_id, election_clock)` of the session addressed.
+    #[getter]
+    fn session(&self) -> (String, u64) {
+        let session = self.inner.session();
+        (session.master_node_id.to_string(), session.election_clock)
+    }
+
+    /// The sequence number the next pushed event gets.
+    #[getter]
+    fn next_seq(&self) -> u64 {
+        self.inner.next_seq()
+    }
+
+    /// How many envelopes wait for an acknowledgement.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.inner.pending()
+    }
+
+    /// The running totals and the `pending` gauge.
+    #[getter]
+    fn counters(&self) -> BTreeMap<&'static str, u64> {
+        let counters = self.inner.counters();
+        BTreeMap::from([
+            ("pushed", counters.pushed),
+            ("sent", counters.sent),
+            ("resent", counters.resent),
+            ("retargeted", counters.retargeted),
+            ("dropped_on_retarget", counters.dropped_on_retarget),
+            ("acknowledged", counters.acknowledged),
+            ("ignored_acks", counters.ignored_acks),
+            ("refused_full", counters.refused_full),
+            ("pending", counters.pending),
+        ])
+    }
+
+    fn __repr__(&self) -> String {
+        let session = self.inner.session();
+        format!(
+            "ProducerOutbox(producer_id={:?}, session=({:?}, {}), next_seq={}, pending={})",
+            self.inner.producer().as_ref(),
+            session.master_node_id.as_str(),
+            session.election_clock,
+            self.inner.next_seq(),
+            self.inner.pending()
+        )
+    }
+}
