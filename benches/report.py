@@ -11,8 +11,10 @@ For each scenario (benchmark group) the report has one row per cluster size: nod
 the warm State, the reference and Rust medians and their ratio (reference / Rust). It then checks
 the speed targets of ``reference/targets.md`` against the figures: single-event ``apply`` from
 Python >= 10x the reference at 4 nodes and >= 100x at 64 nodes, and flat scaling (the Rust cost
-per event of a long fold of heartbeats at 1024 nodes <= 2x its cost at 4 nodes). Every figure is a median of
-this one run on this one machine, so only the ratios carry over to other machines.
+per event of a long fold of heartbeats at 1024 nodes <= 2x its cost at 4 nodes). The master ingest benchmarks
+(``bench_master.py``, groups ``master-ingest-*``) get their own table, ``MasterCore.ingest`` against the pure-Python
+pipeline (``pipeline.py``), and the ingest targets: >= 1 M events/s, >= 50x the Python path. Every figure is a
+median of this one run on this one machine, so only the ratios carry over to other machines.
 
 ``python benches/report.py RESULTS.json [OUTPUT.md]``; the output defaults to ``docs/benchmarks.md``.
 It also rewrites RESULTS.json without the raw timing of every round (``stats.data``, tens of MB),
@@ -231,7 +233,105 @@ def targets(grouped: dict[str, dict[int, dict[str, Result]]]) -> list[str]:
     return table(["target (reference/targets.md)", "measured", "met"], rows, align="lll")
 
 
+MASTER_PREFIX = "master-ingest-"
+"""Groups of ``bench_master.py``: ``master-ingest-{batch}`` and ``master-ingest-{batch}-log``."""
+MASTER_INTRO = (
+    "`MasterCore.ingest` (Rust) against a pure-Python master pipeline doing the same steps (`benches/pipeline.py`: "
+    "pydantic decode of each `LocalEnvelope`, session and spoof checks, per-producer resequencing in a dict, the "
+    "next global index, `clusterstate.reference.apply`, `model_dump_json()` of the broadcast `IndexedEvent`), on "
+    "the same envelope bytes: the bench traces with one producer per node and a seeded reordering inside each "
+    "block of 1,000 envelopes. Both start warm (the envelopes of the first 60 simulated seconds ingested outside "
+    'the timing, so the State is full-size); each round ingests the next batch. "log": `MasterCore` with its '
+    "event log (durability `none`) against the pipeline appending `bench_log.frame` records to a buffered file, "
+    'no fsync; "no log": neither persists anything. Ratio = Python / Rust per event.'
+)
+
+
+@dataclass(frozen=True)
+class MasterRow:
+    nodes: int
+    edges: int
+    batch: int
+    log: bool
+    rust: Other | None
+    python: Other | None
+
+    def per_event(self, impl: str) -> float | None:
+        other = self.rust if impl == "rust" else self.python
+        return other.median / other.extra_info["events"] if other else None
+
+    @property
+    def ratio(self) -> float | None:
+        rust, python = self.per_event("rust"), self.per_event("python")
+        return python / rust if rust and python else None
+
+
+def master_rows(others: list[Other]) -> list[MasterRow]:
+    cells: dict[tuple[int, int, bool], dict[str, Other]] = defaultdict(dict)
+    for other in others:
+        if other.group.startswith(MASTER_PREFIX):
+            info = other.extra_info
+            batch = int(other.group.removeprefix(MASTER_PREFIX).removesuffix("-log"))
+            cells[info["nodes"], batch, bool(info.get("log"))][info["impl"]] = other
+    return [
+        MasterRow(
+            nodes, next(iter(impls.values())).extra_info["edges"], batch, log, impls.get("rust"), impls.get("python")
+        )
+        for (nodes, batch, log), impls in sorted(cells.items())
+    ]
+
+
+def fmt_rate(per_event: float | None) -> str:
+    if not per_event:
+        return "—"
+    rate = 1 / per_event
+    return f"{rate / 1e6:.2f} M/s" if rate >= 1e6 else f"{rate / 1e3:,.0f} k/s"
+
+
+def master_table(rows: list[MasterRow]) -> list[str]:
+    body = [
+        [
+            str(row.nodes),
+            f"{row.edges:,}",
+            f"{row.batch:,}",
+            "log" if row.log else "no log",
+            fmt_time(row.python.median) if row.python else "—",
+            fmt_time(row.rust.median) if row.rust else "—",
+            fmt_rate(row.per_event("python")),
+            fmt_rate(row.per_event("rust")),
+            fmt_ratio(row.ratio) if row.ratio else "—",
+        ]
+        for row in rows
+    ]
+    header = ["nodes", "edges", "batch", "log", "Python median", "Rust median", "Python events/s", "Rust events/s"]
+    return table([*header, "ratio (Python / Rust)"], body, align="rrrlrrrrr")
+
+
+def master_targets(rows: list[MasterRow]) -> list[str]:
+    """Rows for the Targets table: the ingest targets, on the largest batch, with the log if it was measured."""
+    if not rows:
+        return []
+    batch = max(row.batch for row in rows)
+    log = any(row.log for row in rows)
+    chosen = [row for row in rows if row.batch == batch and row.log == log]
+    how = f"batches of {batch:,}, " + ("with the log, durability `none`" if log else "no log: `MasterCore` has none")
+    costs = {row.nodes: cost for row in chosen if (cost := row.per_event("rust"))}
+    ratios = {row.nodes: ratio for row in chosen if (ratio := row.ratio)}
+    out = []
+    if costs:
+        measured = ", ".join(f"{fmt_rate(cost)} at {nodes} nodes" for nodes, cost in costs.items())
+        met = "yes" if all(cost <= 1e-6 for cost in costs.values()) else "**no**"
+        out.append(["master ingest, bytes in → bytes out, one core: ≥ 1 M events/s", f"{measured} ({how})", met])
+    if ratios:
+        measured = ", ".join(f"{fmt_ratio(ratio)} at {nodes} nodes" for nodes, ratio in ratios.items())
+        met = "yes" if all(ratio >= 50 for ratio in ratios.values()) else "**no**"
+        out.append(["master ingest: ≥ 50x the pure-Python pipeline (the reference path)", f"{measured} ({how})", met])
+    return table(["", "", ""], out, align="lll")[2:]
+
+
 def render(data: dict[str, Any], results: list[Result], others: list[Other], source: str) -> str:
+    master = master_rows(others)
+    others = [other for other in others if not other.group.startswith(MASTER_PREFIX)]
     grouped: dict[str, dict[int, dict[str, Result]]] = defaultdict(lambda: defaultdict(dict))
     for result in results:
         grouped[result.group][result.nodes][result.impl] = result
@@ -264,6 +364,7 @@ def render(data: dict[str, Any], results: list[Result], others: list[Other], sou
         "## Targets",
         "",
         *targets(grouped),
+        *master_targets(master),
         "",
         "The reference is clusterstate's own pure-Python reducer, which shares every unchanged part of the",
         "State between versions (no copy of the topology per event); the ratio targets were set against exo's",
@@ -277,6 +378,8 @@ def render(data: dict[str, Any], results: list[Result], others: list[Other], sou
         if group in SCENARIOS:
             lines += [SCENARIOS[group], ""]
         lines += [*scenario_table(grouped[group]), ""]
+    if master:
+        lines += ["## Master ingest", "", MASTER_INTRO, "", *master_table(master), ""]
     if others:
         rows = [
             [

@@ -344,6 +344,17 @@ impl EventLog {
         self.after_append(events.len() as u64)
     }
 
+    /// Append events already encoded: `payloads[i]` must be the `snake_case` JSON of the [`IndexedEvent`] whose idx
+    /// is `next_index() + i` (as [`crate::codec::encode`] writes it). For a caller that needs the bytes anyway
+    /// (the master broadcasts them), so each event is encoded once. A payload that breaks the rule is caught by
+    /// replay, as corruption.
+    pub(crate) fn append_encoded<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> LogResult<()> {
+        for (payload, idx) in payloads.iter().zip(self.next_idx..) {
+            self.append_payload(idx, payload.as_ref())?;
+        }
+        self.after_append(payloads.len() as u64)
+    }
+
     fn append_payload(&mut self, idx: u64, payload: &[u8]) -> LogResult<()> {
         if payload.len() > format::MAX_PAYLOAD as usize {
             return Err(LogError::Invalid(format!(

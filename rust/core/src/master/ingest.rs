@@ -605,11 +605,23 @@ impl MasterCore {
         if events.is_empty() {
             return None;
         }
+        // Encoded once: the same bytes are logged and broadcast.
+        let mut encoded: Vec<Vec<u8>> = events.iter().map(|event| codec::encode(event, Case::Snake)).collect();
         let mut failure = None;
         let mut logged = events.len();
         if let LogSlot::Open(log) = &mut self.log {
             let before = log.next_index();
-            if let Err(error) = log.append_all(&events) {
+            // `append_encoded` trusts the indices; they come from the State, which `open` checked against the log.
+            let in_step = events.first().is_some_and(|first| first.idx == before);
+            let appended = if in_step {
+                log.append_encoded(&encoded)
+            } else {
+                Err(LogError::EventIndex {
+                    expected: before,
+                    got: events.first().map_or(before, |first| first.idx),
+                })
+            };
+            if let Err(error) = appended {
                 // The log ends where it managed to write (usually where it was: a refused batch is dropped whole,
                 // but a batch larger than the log's write buffer may be cut after what was already written).
                 let written = log.next_index().saturating_sub(before);
@@ -618,7 +630,6 @@ impl MasterCore {
             }
             self.counters.appended += u64::try_from(logged).unwrap_or(0);
         }
-        broadcast.reserve(logged);
         let mut applied = 0;
         for (event, ack) in events.iter().zip(&acks).take(logged) {
             if let Err(err) = apply_mut(&mut self.state, event) {
@@ -628,10 +639,15 @@ impl MasterCore {
             }
             applied += 1;
             self.counters.applied += 1;
-            broadcast.push(codec::encode(event, Case::Snake));
             if let Some(ack) = ack {
                 acknowledged.push(ack.clone());
             }
+        }
+        encoded.truncate(applied);
+        if broadcast.is_empty() {
+            *broadcast = encoded;
+        } else {
+            broadcast.append(&mut encoded);
         }
         let error = failure?;
         let mut rewound: HashMap<ProducerId, u64> = HashMap::new();
