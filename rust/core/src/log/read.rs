@@ -242,7 +242,11 @@ impl EventLog {
 }
 
 fn decode_record(reader: &Reader, idx: u64, offset: u64, payload: &[u8]) -> LogResult<IndexedEvent> {
-    let segment = || reader.segment().unwrap_or_default();
+    decode_payload(|| reader.segment().unwrap_or_default(), idx, offset, payload)
+}
+
+/// Decode the record at `offset` of `segment()`, which must hold the event `idx`.
+fn decode_payload(segment: impl Fn() -> PathBuf, idx: u64, offset: u64, payload: &[u8]) -> LogResult<IndexedEvent> {
     let event = codec::decode_indexed_event(payload)
         .map_err(|err| LogError::corrupted(&segment(), offset, format!("record {idx} does not decode: {err}")))?;
     if event.idx != idx {
@@ -255,42 +259,107 @@ fn decode_record(reader: &Reader, idx: u64, offset: u64, payload: &[u8]) -> LogR
     Ok(event)
 }
 
-/// Decode on a second thread, apply on this one (decoding costs about as much as applying).
+/// Records read and verified, not decoded yet: `(idx, offset, end of its payload in data)`.
+#[derive(Default)]
+struct RawBatch {
+    records: Vec<(u64, u64, usize)>,
+    data: Vec<u8>,
+}
+
+/// The segment file holding each idx, for the decoders' error messages.
+#[derive(Clone)]
+struct Segments(Vec<(u64, PathBuf)>);
+
+impl Segments {
+    fn of(&self, idx: u64) -> PathBuf {
+        let position = self.0.partition_point(|(first, _)| *first <= idx);
+        position
+            .checked_sub(1)
+            .and_then(|position| self.0.get(position))
+            .map(|(_, path)| path.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn decode_batch(raw: &RawBatch, segments: &Segments) -> LogResult<Vec<IndexedEvent>> {
+    let mut events = Vec::with_capacity(raw.records.len());
+    let mut start = 0;
+    for &(idx, offset, end) in &raw.records {
+        let payload = raw.data.get(start..end).unwrap_or_default();
+        start = end;
+        events.push(decode_payload(|| segments.of(idx), idx, offset, payload)?);
+    }
+    Ok(events)
+}
+
+/// Read the next [`BATCH`] records; an empty batch at the end.
+fn read_batch(reader: &mut Reader, payload: &mut Vec<u8>) -> LogResult<RawBatch> {
+    let mut batch = RawBatch::default();
+    while batch.records.len() < BATCH {
+        let Some((idx, offset)) = reader.next_record(payload)? else {
+            break;
+        };
+        batch.data.extend_from_slice(payload);
+        batch.records.push((idx, offset, batch.data.len()));
+    }
+    Ok(batch)
+}
+
+/// The replay pipeline: one thread reads and verifies records, `decoders` threads decode batches in turn (decoding
+/// costs several times what applying does), and this thread applies them in order. Batch `k` goes to decoder
+/// `k % decoders` and comes back from it, so order is kept without sorting.
 fn replay_reader(mut reader: Reader, state: &State) -> LogResult<State> {
+    let decoders = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, 4);
+    let segments = Segments(
+        reader
+            .spans
+            .iter()
+            .map(|span| (span.first_idx, span.path.clone()))
+            .collect(),
+    );
     std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::sync_channel::<LogResult<Vec<IndexedEvent>>>(8);
-        scope.spawn(move || {
-            let mut payload = Vec::new();
-            loop {
-                let mut batch = Vec::with_capacity(BATCH);
-                let mut done = false;
-                while batch.len() < BATCH {
-                    match reader.next_record(&mut payload) {
-                        Ok(Some((idx, offset))) => match decode_record(&reader, idx, offset, &payload) {
-                            Ok(event) => batch.push(event),
-                            Err(err) => {
-                                let _ = sender.send(Err(err));
-                                return;
-                            }
-                        },
-                        Ok(None) => {
-                            done = true;
-                            break;
-                        }
-                        Err(err) => {
-                            let _ = sender.send(Err(err));
-                            return;
-                        }
+        let mut to_decoders = Vec::with_capacity(decoders);
+        let mut from_decoders = Vec::with_capacity(decoders);
+        for _ in 0..decoders {
+            let (raw_sender, raw_receiver) = mpsc::sync_channel::<LogResult<RawBatch>>(4);
+            let (sender, receiver) = mpsc::sync_channel::<LogResult<Vec<IndexedEvent>>>(4);
+            let segments = segments.clone();
+            scope.spawn(move || {
+                for raw in raw_receiver {
+                    let decoded = raw.and_then(|raw| decode_batch(&raw, &segments));
+                    let failed = decoded.is_err();
+                    if sender.send(decoded).is_err() || failed {
+                        return;
                     }
                 }
-                if sender.send(Ok(batch)).is_err() || done {
+            });
+            to_decoders.push(raw_sender);
+            from_decoders.push(receiver);
+        }
+        scope.spawn(move || {
+            let mut payload = Vec::new();
+            for turn in 0.. {
+                let Some(decoder) = to_decoders.get(turn % to_decoders.len()) else {
+                    return;
+                };
+                let batch = read_batch(&mut reader, &mut payload);
+                let last = batch.as_ref().map_or(true, |batch| batch.records.len() < BATCH);
+                if decoder.send(batch).is_err() || last {
                     return;
                 }
             }
         });
         let mut state = state.clone();
-        for batch in receiver {
-            for event in &batch? {
+        for turn in 0.. {
+            let Some(decoded) = from_decoders
+                .get(turn % decoders)
+                .and_then(|receiver| receiver.recv().ok())
+            else {
+                break;
+            };
+            for event in &decoded? {
                 apply_mut(&mut state, event)?;
             }
         }

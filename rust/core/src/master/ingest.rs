@@ -91,7 +91,7 @@ fn classify(bytes: &[u8]) -> RejectReason {
 /// Decode one envelope: the only place bytes become a [`LocalEnvelope`] (one small function, so a faster decoder
 /// can replace it without touching the rest of the path).
 fn decode_envelope(bytes: &[u8]) -> Result<LocalEnvelope, RejectReason> {
-    serde_json::from_slice::<LocalEnvelope>(bytes).map_err(|_| classify(bytes))
+    codec::decode::<LocalEnvelope>("envelope", bytes).map_err(|_| classify(bytes))
 }
 
 /// What one [`MasterCore::ingest`] call did.
