@@ -40,6 +40,20 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, DecodeError> {
     decode("state", bytes)
 }
 
+/// Whether `bytes`, which failed to decode, are an object whose `event` is a single-key object with a tag that is
+/// not a known event: the one refusal worth telling apart (a newer peer), the rest being malformed. Parses again,
+/// so only for the failure path.
+pub fn has_unknown_event_tag(bytes: &[u8]) -> bool {
+    let Ok(serde_json::Value::Object(outer)) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return false;
+    };
+    matches!(
+        outer.get("event"),
+        Some(serde_json::Value::Object(event))
+            if event.len() == 1 && event.keys().all(|tag| !Event::TAGS.contains(&tag.as_str()))
+    )
+}
+
 /// The JSON of any core value, byte for byte as pydantic's `model_dump_json(by_alias=...)` writes it.
 pub fn encode<T: Serialize + ?Sized>(value: &T, case: Case) -> Vec<u8> {
     // Serialising the core's types cannot fail: every map key is a string and nothing writes to a failing sink.

@@ -35,7 +35,7 @@ use std::fmt;
 
 use crate::apply::apply_mut;
 use crate::codec;
-use crate::events::{Event, IndexedEvent};
+use crate::events::IndexedEvent;
 use crate::master::{Offer, Resequencer, DEFAULT_CAPACITY};
 use crate::state::State;
 
@@ -69,16 +69,10 @@ impl fmt::Display for RejectReason {
 
 /// Why `bytes` is not an [`IndexedEvent`]: an unknown event tag, or anything else. Only called on the failure path.
 fn classify(bytes: &[u8]) -> RejectReason {
-    let Ok(serde_json::Value::Object(indexed)) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return RejectReason::Malformed;
-    };
-    match indexed.get("event") {
-        Some(serde_json::Value::Object(event))
-            if event.len() == 1 && event.keys().all(|tag| !Event::TAGS.contains(&tag.as_str())) =>
-        {
-            RejectReason::UnknownTag
-        }
-        _ => RejectReason::Malformed,
+    if codec::has_unknown_event_tag(bytes) {
+        RejectReason::UnknownTag
+    } else {
+        RejectReason::Malformed
     }
 }
 

@@ -1,6 +1,7 @@
 //! Turning the Python arguments of `apply` into core values: one conversion per argument, before any work.
 
 use clusterstate_core::{codec, IndexedEvent, State};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
@@ -34,6 +35,25 @@ pub fn event_arg(obj: &Bound<'_, PyAny>) -> PyResult<IndexedEvent> {
         return codec::decode_indexed_event(&array.to_vec()).map_err(|err| decode_error(&err));
     }
     depythonize(obj).map_err(|err| invalid("indexed event", err.to_string()))
+}
+
+/// A batch of byte strings, owned (so the work can run without the GIL); a non-bytes item fails the whole batch
+/// before anything is done, naming it as the `what` at its position.
+pub fn batch_arg(batch: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Vec<u8>>> {
+    let mut owned = Vec::with_capacity(batch.len().unwrap_or(0));
+    for (position, item) in batch.try_iter()?.enumerate() {
+        let item = item?;
+        if let Ok(bytes) = item.cast::<PyBytes>() {
+            owned.push(bytes.as_bytes().to_vec());
+        } else if let Ok(array) = item.cast::<PyByteArray>() {
+            owned.push(array.to_vec());
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "{what} {position} of the batch is not bytes or bytearray"
+            )));
+        }
+    }
+    Ok(owned)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {

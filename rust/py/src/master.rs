@@ -10,10 +10,11 @@ use clusterstate_core::master::{
     DEFAULT_DEDUP_WINDOW,
 };
 use clusterstate_core::NodeId;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
+use crate::convert::batch_arg;
 use crate::errors::{invalid, log_error, LogUsageError};
 use crate::log::PyEventLog;
 use crate::state::PyState;
@@ -157,24 +158,6 @@ pub fn session_arg(obj: &Bound<'_, PyAny>) -> PyResult<SessionId> {
     })
 }
 
-/// The batch as owned byte strings (so the work can run without the GIL).
-fn batch_arg(batch: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
-    let mut owned = Vec::with_capacity(batch.len().unwrap_or(0));
-    for (position, item) in batch.try_iter()?.enumerate() {
-        let item = item?;
-        if let Ok(bytes) = item.cast::<PyBytes>() {
-            owned.push(bytes.as_bytes().to_vec());
-        } else if let Ok(array) = item.cast::<PyByteArray>() {
-            owned.push(array.to_vec());
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "envelope {position} of the batch is not bytes or bytearray"
-            )));
-        }
-    }
-    Ok(owned)
-}
-
 #[pymethods]
 impl PyMasterCore {
     #[new]
@@ -218,7 +201,7 @@ impl PyMasterCore {
     /// Ingest a batch of local-event envelopes (JSON bytes); one call, the work done without the GIL. If the log
     /// refuses the append, raises its `LogError` with `result`: the part done before (consistent with the log).
     fn ingest(&mut self, py: Python<'_>, batch: &Bound<'_, PyAny>) -> PyResult<PyIngestResult> {
-        let owned = batch_arg(batch)?;
+        let owned = batch_arg(batch, "envelope")?;
         let inner = &mut self.inner;
         match py.detach(|| inner.try_ingest(&owned)) {
             Ok(outcome) => Ok(PyIngestResult::new(py, outcome)),

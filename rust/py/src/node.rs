@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use clusterstate_core::master::DEFAULT_CAPACITY;
 use clusterstate_core::node::{NodeCore, ReceiveOutcome, RejectReason};
 use clusterstate_core::State;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
 
-use crate::convert::state_arg;
+use crate::convert::{batch_arg, state_arg};
 use crate::state::PyState;
 
 /// What one `NodeCore.receive` call did: how many events it applied, where the node is missing events, refusals.
@@ -54,25 +53,6 @@ pub struct PyNodeCore {
     inner: NodeCore,
 }
 
-/// The batch as owned byte strings (so the work can run without the GIL); a non-bytes item fails the whole batch
-/// before anything is received.
-fn batch_arg(batch: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
-    let mut owned = Vec::with_capacity(batch.len().unwrap_or(0));
-    for (position, item) in batch.try_iter()?.enumerate() {
-        let item = item?;
-        if let Ok(bytes) = item.cast::<PyBytes>() {
-            owned.push(bytes.as_bytes().to_vec());
-        } else if let Ok(array) = item.cast::<PyByteArray>() {
-            owned.push(array.to_vec());
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "event {position} of the batch is not bytes or bytearray"
-            )));
-        }
-    }
-    Ok(owned)
-}
-
 #[pymethods]
 impl PyNodeCore {
     #[new]
@@ -89,7 +69,7 @@ impl PyNodeCore {
 
     /// Receive a batch of broadcast events (`IndexedEvent` JSON bytes); one call, the work done without the GIL.
     fn receive(&mut self, py: Python<'_>, batch: &Bound<'_, PyAny>) -> PyResult<PyReceiveResult> {
-        let owned = batch_arg(batch)?;
+        let owned = batch_arg(batch, "event")?;
         let inner = &mut self.inner;
         Ok(py.detach(|| inner.receive(&owned)).into())
     }

@@ -75,16 +75,10 @@ impl LocalEnvelope {
 /// Why `bytes` is not a [`LocalEnvelope`]: an event tag that is not a known one, or anything else. Only called on
 /// the failure path, so the second parse costs nothing on valid input.
 fn classify(bytes: &[u8]) -> RejectReason {
-    let Ok(serde_json::Value::Object(envelope)) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return RejectReason::Malformed;
-    };
-    match envelope.get("event") {
-        Some(serde_json::Value::Object(event))
-            if event.len() == 1 && event.keys().all(|tag| !Event::TAGS.contains(&tag.as_str())) =>
-        {
-            RejectReason::UnknownTag
-        }
-        _ => RejectReason::Malformed,
+    if codec::has_unknown_event_tag(bytes) {
+        RejectReason::UnknownTag
+    } else {
+        RejectReason::Malformed
     }
 }
 
