@@ -337,10 +337,11 @@ fn cycles_unaffected(before: &CycleInputs, after: &State, event: &Event) -> bool
 // --- tasks ---
 
 fn task_status_updated(state: &mut State, event: &TaskStatusUpdated) {
-    let Some(task) = state.tasks.get(event.task_id.as_str()) else {
+    // In place (the task is copied only if another State shares it).
+    let Some(task) = state.tasks.get_mut(event.task_id.as_str()) else {
         return;
     };
-    let mut task = (**task).clone();
+    let task = Arc::make_mut(task);
     *task.task_status_mut() = event.task_status;
     if event.task_status != TaskStatus::Failed {
         // Leaving the Failed state clears the error (exo: only generation tasks carry one).
@@ -349,24 +350,19 @@ fn task_status_updated(state: &mut State, event: &TaskStatusUpdated) {
             generation.error_message = None;
         }
     }
-    put(&mut state.tasks, event.task_id.clone(), Arc::new(task));
 }
 
 fn task_failed(state: &mut State, event: &TaskFailed) {
-    let Some(task) = state
-        .tasks
-        .get(event.task_id.as_str())
-        .filter(|task| task.is_generation())
-    else {
+    let Some(task) = state.tasks.get_mut(event.task_id.as_str()) else {
         return;
     };
     // exo leaves the status unchanged; a TaskStatusUpdated(Failed) usually accompanies it.
-    let mut task = (**task).clone();
-    if let Some(generation) = task.as_generation_mut() {
-        generation.error_type = Some(event.error_type.clone());
-        generation.error_message = Some(event.error_message.clone());
+    if task.is_generation() {
+        if let Some(generation) = Arc::make_mut(task).as_generation_mut() {
+            generation.error_type = Some(event.error_type.clone());
+            generation.error_message = Some(event.error_message.clone());
+        }
     }
-    put(&mut state.tasks, event.task_id.clone(), Arc::new(task));
 }
 
 // --- nodes ---
@@ -402,23 +398,24 @@ fn node_disconnected(state: &mut State, node_id: &NodeId) {
 fn node_download_progress(state: &mut State, event: &NodeDownloadProgress) {
     let progress = &event.download_progress;
     let node_id = progress.node_id();
-    let mut entries: Vec<_> = state
-        .downloads
-        .get(node_id.as_str())
-        .map(|list| (**list).clone())
-        .unwrap_or_default();
     let shard = progress.shard_metadata();
     // Python compares the decoded dicts: key order is ignored and 1 == 1.0.
     let same_shard = |existing: &crate::work::DownloadProgress| {
         let other = existing.shard_metadata();
         other.tag == shard.tag && py_eq_objects(&other.body, &shard.body)
     };
+    let Some(entries) = state.downloads.get_mut(node_id) else {
+        let key = state.topology.canonical(node_id);
+        state.downloads.insert(key, Arc::new(vec![progress.clone()]));
+        return;
+    };
+    // In place unless another State shares the list.
+    let entries = Arc::make_mut(entries);
     if let Some(position) = entries.iter().position(same_shard) {
         entries[position] = progress.clone();
     } else {
         entries.push(progress.clone());
     }
-    put(&mut state.downloads, node_id.clone(), Arc::new(entries));
 }
 
 fn node_gathered_info(state: &mut State, event: &NodeGatheredInfo) {
@@ -453,7 +450,11 @@ fn node_gathered_info(state: &mut State, event: &NodeGatheredInfo) {
             put(&mut state.node_network, node_id.clone(), Arc::new(network));
         }
         GatheredInfo::MacThunderboltIdentifiers(info) => {
-            if let Some(old) = state.node_thunderbolt.get(node_id.as_str()).cloned() {
+            let old = state.node_thunderbolt.get(node_id.as_str()).cloned();
+            if old.as_ref().is_some_and(|old| old.interfaces == info.idents) {
+                return; // the usual case: the same identifiers again
+            }
+            if let Some(old) = old {
                 unindex_uuids(state, node_id, &old);
             }
             if let Some(owners) = &mut state.derived.uuid_owners {
