@@ -1,11 +1,13 @@
 """Write ``docs/benchmarks.md`` from a pytest-benchmark JSON file: the Rust reducer next to the reference.
 
-Measure (both implementations in one run, on the same traces; ~2-3 minutes on 2 cores), then
-write the tables::
+Measure (both implementations in one run, on the same traces; ~3 minutes on 2 cores), one process per
+bench file (see :func:`merge`), then write the tables::
 
-    python -m pytest benches --benchmark-enable --benchmark-only --benchmark-disable-gc \\
-        --benchmark-json=benches/results/rust-vs-reference.json
-    python benches/report.py benches/results/rust-vs-reference.json
+    for bench in benches/bench_*.py; do
+        python -m pytest $bench --benchmark-enable --benchmark-only --benchmark-disable-gc \\
+            --benchmark-json=/tmp/$(basename $bench .py).json
+    done
+    python benches/report.py --merge benches/results/rust-vs-reference.json /tmp/bench_*.json
 
 For each scenario (benchmark group) the report has one row per cluster size: nodes, edges of
 the warm State, the reference and Rust medians and their ratio (reference / Rust). It then checks
@@ -16,7 +18,8 @@ per event of a long fold of heartbeats at 1024 nodes <= 2x its cost at 4 nodes).
 pipeline (``pipeline.py``), and the ingest targets: >= 1 M events/s, >= 50x the Python path. Every figure is a
 median of this one run on this one machine, so only the ratios carry over to other machines.
 
-``python benches/report.py RESULTS.json [OUTPUT.md]``; the output defaults to ``docs/benchmarks.md``.
+``python benches/report.py RESULTS.json [OUTPUT.md]``, or ``python benches/report.py --merge RESULTS.json
+PART.json ...`` to write the parts as RESULTS.json first; the output defaults to ``docs/benchmarks.md``.
 It also rewrites RESULTS.json without the raw timing of every round (``stats.data``, tens of MB),
 keeping the stats, so that the file is small enough to commit next to the report.
 """
@@ -35,9 +38,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 COMMANDS = (
-    "python -m pytest benches --benchmark-enable --benchmark-only --benchmark-disable-gc "
-    "--benchmark-json=benches/results/rust-vs-reference.json",
-    "python benches/report.py benches/results/rust-vs-reference.json",
+    "for bench in benches/bench_*.py; do python -m pytest $bench --benchmark-enable --benchmark-only "
+    "--benchmark-disable-gc --benchmark-json=/tmp/$(basename $bench .py).json; done",
+    "python benches/report.py --merge benches/results/rust-vs-reference.json /tmp/bench_*.json",
 )
 
 SCENARIOS: dict[str, str] = {
@@ -401,12 +404,27 @@ def render(data: dict[str, Any], results: list[Result], others: list[Other], sou
     return "\n".join(lines)
 
 
+def merge(target: Path, parts: Sequence[Path]) -> None:
+    """Write the runs in ``parts`` (one pytest process per bench file) as one results file ``target``.
+
+    With the collector disabled, one process running every bench file carries each file's garbage into the
+    next ones and slows them (up to 2x seen here); one process per file measures each on a clean heap."""
+    runs = [json.loads(part.read_text()) for part in parts]
+    merged = dict(runs[0])
+    merged["benchmarks"] = [bench for run in runs for bench in run["benchmarks"]]
+    target.write_text(json.dumps(merged, indent=2) + "\n")
+
+
 def main(argv: Sequence[str]) -> int:
-    if len(argv) not in (2, 3):
+    args = list(argv[1:])
+    if len(args) >= 3 and args[0] == "--merge":
+        merge(Path(args[1]), [Path(part) for part in args[2:]])
+        args = [args[1]]
+    if len(args) not in (1, 2):
         print(__doc__, file=sys.stderr)
         return 2
-    source = Path(argv[1])
-    output = Path(argv[2]) if len(argv) == 3 else DEFAULT_OUTPUT
+    source = Path(args[0])
+    output = Path(args[1]) if len(args) == 2 else DEFAULT_OUTPUT
     data, results, others = load(source)
     try:
         shown = source.resolve().relative_to(ROOT).as_posix()
