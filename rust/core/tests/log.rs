@@ -88,6 +88,48 @@ fn every_golden_record_round_trips_byte_for_byte() {
 }
 
 #[test]
+fn a_json_batch_is_stored_canonically_in_order_or_not_at_all() {
+    // Long enough to be decoded on several threads; the camelCase half must come out canonical too.
+    let base = trace();
+    let events: Vec<IndexedEvent> = (0..5000u64)
+        .map(|idx| {
+            let mut event = base[usize::try_from(idx).unwrap() % base.len()].clone();
+            event.idx = idx;
+            event
+        })
+        .collect();
+    let json: Vec<Vec<u8>> = events
+        .iter()
+        .enumerate()
+        .map(|(position, event)| encode(event, if position % 2 == 0 { Case::Snake } else { Case::Camel }))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path(), options()).unwrap();
+    let mut bad = json.clone();
+    bad[4321] = b"{\"idx\":4321}".to_vec();
+    match log.append_json(&bad) {
+        Err(LogError::Decode(err)) => assert!(err.message.starts_with("event 4321 of the batch"), "{err}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let mut gap = json.clone();
+    gap.remove(2500);
+    assert!(matches!(
+        log.append_json(&gap),
+        Err(LogError::EventIndex {
+            expected: 2500,
+            got: 2501
+        })
+    ));
+    assert_eq!(log.next_index(), 0);
+    log.append_json(&json).unwrap();
+    let stored = log.read_raw(0, 5000).unwrap();
+    for ((idx, payload), event) in stored.iter().zip(&events) {
+        assert_eq!(*idx, event.idx);
+        assert_eq!(*payload, encode(event, Case::Snake));
+    }
+}
+
+#[test]
 fn segments_rotate_and_random_access_uses_the_index() {
     let dir = tempfile::tempdir().unwrap();
     let events = trace();

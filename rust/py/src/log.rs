@@ -353,6 +353,19 @@ impl PyEventLog {
     fn append_many(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<i128> {
         let pending = events_arg(events)?;
         self.with_log(py, move |log| {
+            // JSON only (the usual batch): long batches are decoded on several threads.
+            if pending.iter().all(|item| matches!(item, Pending::Json(_))) {
+                let json: Vec<Vec<u8>> = pending
+                    .into_iter()
+                    .filter_map(|item| match item {
+                        Pending::Json(json) => Some(json),
+                        Pending::Event(_) => None,
+                    })
+                    .collect();
+                log.append_json(&json)?;
+                let last = log.next_index().checked_sub(1).filter(|_| !json.is_empty());
+                return Ok(index_or_minus_one(last));
+            }
             let events = decode_pending(pending, true)?;
             log.append_all(&events)?;
             Ok(index_or_minus_one(events.last().map(|e| e.idx)))

@@ -28,6 +28,7 @@
 //! std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod batch;
 mod error;
 pub mod format;
 mod read;
@@ -342,6 +343,20 @@ impl EventLog {
             result?;
         }
         self.after_append(events.len() as u64)
+    }
+
+    /// Append a batch of events given as JSON (any accepted spelling), all or none: each is decoded, so nothing
+    /// malformed gets in, and stored in canonical form, as [`Self::append_all`] does; a payload that does not
+    /// decode or an idx out of sequence refuses the whole batch. Long batches are decoded on several threads.
+    pub fn append_json<P: AsRef<[u8]> + Sync>(&mut self, payloads: &[P]) -> LogResult<()> {
+        let canonical = batch::canonicalize(payloads)?;
+        for ((idx, _), expected) in canonical.iter().zip(self.next_idx..) {
+            if *idx != expected {
+                return Err(LogError::EventIndex { expected, got: *idx });
+            }
+        }
+        let encoded: Vec<&[u8]> = canonical.iter().map(|(_, json)| json.as_slice()).collect();
+        self.append_encoded(&encoded)
     }
 
     /// Append events already encoded: `payloads[i]` must be the `snake_case` JSON of the [`IndexedEvent`] whose idx
