@@ -610,3 +610,35 @@ def test_a_full_disk_leaves_the_master_consistent_with_its_log(tmp_path: Path) -
         assert reference.fold(logged) == master.state
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_under_buffered_durability_makes_the_master_let_go_of_its_log(tmp_path: Path) -> None:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("needs root to mount a tiny tmpfs")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        # Buffered: records reach the disk only when the 1 MiB write buffer fills, long after they were applied
+        # and acknowledged; the write that finds the disk full loses them.
+        master = MasterCore(SESSION, log=EventLog(mount / "log", create=True, durability="none"))
+        sent = [envelope("p", i, test_event(f"{i:05d}" + "x" * 200), "a") for i in range(8000)]
+        failure = None
+        for i in range(0, len(sent), 100):
+            try:
+                master.ingest(sent[i : i + 100])
+            except LogFullError as err:
+                failure = err
+                break
+        assert failure is not None, "the tmpfs never filled up"
+        with pytest.raises(LogClosedError):  # the log lost records the State holds: the master let go of it
+            master.ingest([sent[0]])
+        logged = logged_events(mount / "log")  # the directory is free again
+        assert len(logged) < master.next_index  # acknowledged events the disk never got
+        reopened = MasterCore(("master", 2), log=EventLog(mount / "log"))  # what the disk holds, nothing more
+        assert reopened.next_index == len(logged)
+        assert reopened.state == reference.fold(logged)
+        reopened.close()
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -141,6 +141,10 @@ def test_acknowledgements_remove_and_the_rest_is_ignored() -> None:
         box.acknowledge([0, "3"])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         box.acknowledge([("p",)])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        box.acknowledge([3, ("q", "x")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        box.acknowledge([True])
     assert box.pending == 2  # a bad item: nothing acknowledged
     # A previous master's acknowledgement is ignored when the session is given.
     assert box.acknowledge([0], session=("master", 0)) == 0

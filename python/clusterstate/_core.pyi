@@ -350,7 +350,9 @@ class EventLogIterator:
     def __iter__(self) -> EventLogIterator: ...
     def __next__(self) -> models.IndexedEvent | bytes: ...
 
-_RejectReason: TypeAlias = Literal["malformed", "unknown_tag", "spoofed", "conflict", "buffer_full", "index_exhausted"]
+_RejectReason: TypeAlias = Literal[
+    "malformed", "unknown_tag", "spoofed", "conflict", "buffer_full", "index_exhausted", "too_large"
+]
 
 @final
 class IngestResult:

@@ -44,7 +44,8 @@ use crate::state::State;
 pub enum RejectReason {
     /// Not an [`IndexedEvent`]: bad JSON or UTF-8, a missing, extra or mistyped field, an index past `i64::MAX`.
     Malformed,
-    /// A well-formed indexed event whose event tag this node does not know (a newer master, most likely).
+    /// A JSON object whose `event` is a one-key object with a tag this node does not know (a newer master, most
+    /// likely), whatever else is wrong with it.
     UnknownTag,
 }
 

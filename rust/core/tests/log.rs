@@ -123,6 +123,7 @@ fn a_json_batch_is_stored_canonically_in_order_or_not_at_all() {
     assert_eq!(log.next_index(), 0);
     log.append_json(&json).unwrap();
     let stored = log.read_raw(0, 5000).unwrap();
+    assert_eq!(stored.len(), events.len());
     for ((idx, payload), event) in stored.iter().zip(&events) {
         assert_eq!(*idx, event.idx);
         assert_eq!(*payload, encode(event, Case::Snake));

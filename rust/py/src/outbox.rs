@@ -8,7 +8,7 @@ use clusterstate_core::master::{new_producer_id, Outbox, OutboxError, OutboxOpti
 use clusterstate_core::NodeId;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt, PyList, PyTuple};
 
 use crate::depythonize::depythonize;
 use crate::errors::{decode_error, invalid, OutboxFullError};
@@ -29,15 +29,21 @@ fn acks_arg(acks: &Bound<'_, PyAny>, producer: &str) -> PyResult<Vec<u64>> {
     let mut seqs = Vec::with_capacity(acks.len().unwrap_or(0));
     for (position, item) in acks.try_iter()?.enumerate() {
         let item = item?;
-        let seq = if item.is_instance_of::<PyInt>() {
+        // `bool` is an `int` subclass in Python, but `True` is no sequence number.
+        let is_index = |value: &Bound<'_, PyAny>| value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>();
+        let seq = if is_index(&item) {
             item.clone()
         } else if let Ok(pair) = item.cast::<PyTuple>() {
-            let (origin, seq): (String, Bound<'_, PyAny>) = pair.extract().map_err(|_| {
+            let not_a_pair = || {
                 PyTypeError::new_err(format!(
                     "acknowledgement {position} is not a (producer, origin_idx) pair"
                 ))
-            })?;
-            if origin != producer || !seq.is_instance_of::<PyInt>() {
+            };
+            let (origin, seq): (String, Bound<'_, PyAny>) = pair.extract().map_err(|_| not_a_pair())?;
+            if !is_index(&seq) {
+                return Err(not_a_pair());
+            }
+            if origin != producer {
                 continue;
             }
             seq

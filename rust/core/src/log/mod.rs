@@ -364,6 +364,10 @@ impl EventLog {
     /// (the master broadcasts them), so each event is encoded once. A payload that breaks the rule is caught by
     /// replay, as corruption.
     pub(crate) fn append_encoded<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> LogResult<()> {
+        // All or none for what can be checked before writing: a record over the limit refuses the whole batch.
+        for (payload, idx) in payloads.iter().zip(self.next_idx..) {
+            check_size(idx, payload.as_ref())?;
+        }
         for (payload, idx) in payloads.iter().zip(self.next_idx..) {
             self.append_payload(idx, payload.as_ref())?;
         }
@@ -371,13 +375,7 @@ impl EventLog {
     }
 
     fn append_payload(&mut self, idx: u64, payload: &[u8]) -> LogResult<()> {
-        if payload.len() > format::MAX_PAYLOAD as usize {
-            return Err(LogError::Invalid(format!(
-                "event {idx} is {} bytes, over the {}-byte record limit",
-                payload.len(),
-                format::MAX_PAYLOAD
-            )));
-        }
+        check_size(idx, payload)?;
         let frame = (RECORD_HEADER + payload.len()) as u64;
         if self.writer.records > 0 && self.writer.size() + frame > self.options.segment_bytes {
             self.rotate()?;
@@ -807,4 +805,16 @@ fn recover(
         }
         position += 1;
     }
+}
+
+/// A record's payload must fit the frame's length field and the reader's limit.
+fn check_size(idx: u64, payload: &[u8]) -> LogResult<()> {
+    if payload.len() > format::MAX_PAYLOAD as usize {
+        return Err(LogError::Invalid(format!(
+            "event {idx} is {} bytes, over the {}-byte record limit",
+            payload.len(),
+            format::MAX_PAYLOAD
+        )));
+    }
+    Ok(())
 }

@@ -7,7 +7,8 @@ use std::fmt;
 pub enum RejectReason {
     /// Not a [`LocalEnvelope`](super::LocalEnvelope): bad JSON, a missing, extra or mistyped field.
     Malformed,
-    /// A well-formed envelope whose event tag is not one of the core's events.
+    /// A JSON object whose `event` is a one-key object with a tag that is not one of the core's events (a newer
+    /// peer, most likely), whatever else is wrong with it.
     UnknownTag,
     /// A node-scoped event about another node than the sending one, or a producer id reused by another node.
     Spoofed,
@@ -18,17 +19,20 @@ pub enum RejectReason {
     /// The global index would pass `i64::MAX` (reported at the position of the envelope whose arrival released
     /// the event, which may be a later one than the event's own).
     IndexExhausted,
+    /// The event's JSON is over the event log's record limit (64 MiB; reported like `IndexExhausted`).
+    TooLarge,
 }
 
 impl RejectReason {
     /// Every reason, in the order of [`Counters::rejected`].
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Malformed,
         Self::UnknownTag,
         Self::Spoofed,
         Self::Conflict,
         Self::BufferFull,
         Self::IndexExhausted,
+        Self::TooLarge,
     ];
 
     /// The reason's name, e.g. `"unknown_tag"` (the Python `counters` keys are `rejected_<name>`).
@@ -40,6 +44,7 @@ impl RejectReason {
             Self::Conflict => "conflict",
             Self::BufferFull => "buffer_full",
             Self::IndexExhausted => "index_exhausted",
+            Self::TooLarge => "too_large",
         }
     }
 

@@ -17,6 +17,7 @@ use crate::events::{Event, IndexedEvent, NodeDisconnected, SessionId, TopologyEd
 use crate::ids::{EventId, NodeId};
 use crate::json::Case;
 use crate::liveness::{Staleness, StalenessTracker, DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
+use crate::log::format::MAX_PAYLOAD;
 use crate::log::{EventLog, LogError};
 use crate::state::State;
 
@@ -160,10 +161,12 @@ impl fmt::Debug for LogSlot {
     }
 }
 
-/// Events indexed by one call, logged, applied and encoded together (one `append_all`, one fsync).
+/// Events indexed by one call, logged, applied and broadcast together (one append, one fsync).
 #[derive(Default)]
 struct Staged {
     events: Vec<IndexedEvent>,
+    /// Each event's JSON, encoded once: the same bytes are logged and broadcast.
+    encoded: Vec<Vec<u8>>,
     /// The acknowledgement each staged event is owed (`None` for the master's own events).
     acks: Vec<Option<(ProducerId, u64)>>,
 }
@@ -359,12 +362,20 @@ impl MasterCore {
     /// Write the State as a snapshot into the log (at the State's last index); returns that index.
     pub fn snapshot(&mut self) -> Result<u64, MasterError> {
         let state = self.state.clone();
-        Ok(self.log_mut()?.snapshot(&state)?)
+        let written = self.log_mut()?.snapshot(&state);
+        if written.is_err() {
+            self.close_log_if_behind();
+        }
+        Ok(written?)
     }
 
     /// Force every appended record to disk.
     pub fn sync(&mut self) -> Result<(), MasterError> {
-        Ok(self.log_mut()?.sync()?)
+        let synced = self.log_mut()?.sync();
+        if synced.is_err() {
+            self.close_log_if_behind();
+        }
+        Ok(synced?)
     }
 
     /// Sync and close the log, releasing its directory. Afterwards `ingest` and `plan_cycle` fail with
@@ -523,7 +534,7 @@ impl MasterCore {
                 stale_cycles: u64::from(decision.stale_cycles),
             });
             let origin = Some(self.session.master_node_id.clone());
-            if !self.stage(&mut staged, origin, event, None) {
+            if self.stage(&mut staged, origin, event, None).is_err() {
                 break; // the global index is exhausted
             }
         }
@@ -566,24 +577,48 @@ impl MasterCore {
                 reacknowledged.push((producer.clone(), origin_idx));
                 continue;
             }
-            if !self.stage(staged, Some(node_id), event, Some((producer.clone(), origin_idx))) {
-                self.refuse(outcome, position, RejectReason::IndexExhausted);
+            if let Err(reason) = self.stage(staged, Some(node_id), event, Some((producer.clone(), origin_idx))) {
+                self.refuse(outcome, position, reason);
             }
         }
     }
 
-    /// Give `event` the next free global index and stage it; `false` (nothing staged) when that index would pass
-    /// `i64::MAX`, the State's limit.
-    fn stage(&self, staged: &mut Staged, origin: Option<NodeId>, event: Event, ack: Option<(ProducerId, u64)>) -> bool {
+    /// Give `event` the next free global index, encode and stage it. Refused (nothing staged, no index used) when
+    /// that index would pass `i64::MAX`, the State's limit, or when the event's JSON is over the log's record limit
+    /// ([`MAX_PAYLOAD`]): refusing it here keeps it from failing every later append of its batch.
+    fn stage(
+        &self,
+        staged: &mut Staged,
+        origin: Option<NodeId>,
+        event: Event,
+        ack: Option<(ProducerId, u64)>,
+    ) -> Result<(), RejectReason> {
         let idx = self
             .next_index()
             .saturating_add(u64::try_from(staged.events.len()).unwrap_or(u64::MAX));
         if i64::try_from(idx).is_err() {
-            return false;
+            return Err(RejectReason::IndexExhausted);
         }
-        staged.events.push(IndexedEvent { idx, origin, event });
+        let indexed = IndexedEvent { idx, origin, event };
+        let encoded = codec::encode(&indexed, Case::Snake);
+        if encoded.len() > MAX_PAYLOAD as usize {
+            return Err(RejectReason::TooLarge);
+        }
+        staged.events.push(indexed);
+        staged.encoded.push(encoded);
         staged.acks.push(ack);
-        true
+        Ok(())
+    }
+
+    /// After a failed write: when buffered durability made the log drop records that earlier calls had already
+    /// applied and acknowledged, the State is ahead of the log for good. The master then lets go of the log and
+    /// refuses further work ([`LogError::Closed`]) until it is reopened from what the log holds.
+    fn close_log_if_behind(&mut self) {
+        if let LogSlot::Open(log) = &self.log {
+            if log.next_index() < self.next_index() {
+                self.log = LogSlot::Closed;
+            }
+        }
     }
 
     /// Log the staged events in one append, then apply, encode and acknowledge the ones the log accepted, in index
@@ -595,12 +630,14 @@ impl MasterCore {
         broadcast: &mut Vec<Vec<u8>>,
         acknowledged: &mut Vec<(ProducerId, u64)>,
     ) -> Option<(LogError, HashMap<ProducerId, u64>)> {
-        let Staged { events, acks } = staged;
+        let Staged {
+            events,
+            mut encoded,
+            acks,
+        } = staged;
         if events.is_empty() {
             return None;
         }
-        // Encoded once: the same bytes are logged and broadcast.
-        let mut encoded: Vec<Vec<u8>> = events.iter().map(|event| codec::encode(event, Case::Snake)).collect();
         let mut failure = None;
         let mut logged = events.len();
         if let LogSlot::Open(log) = &mut self.log {
@@ -616,8 +653,8 @@ impl MasterCore {
                 })
             };
             if let Err(error) = appended {
-                // The log ends where it managed to write (usually where it was: a refused batch is dropped whole,
-                // but a batch larger than the log's write buffer may be cut after what was already written).
+                // The log ends where it managed to write: where it was, after part of this batch, or (buffered
+                // durability: records of earlier calls not yet written are dropped too) before it was.
                 let written = log.next_index().saturating_sub(before);
                 logged = usize::try_from(written).map_or(0, |written| written.min(events.len()));
                 failure = Some(error);
@@ -644,6 +681,7 @@ impl MasterCore {
             broadcast.append(&mut encoded);
         }
         let error = failure?;
+        self.close_log_if_behind();
         let mut rewound: HashMap<ProducerId, u64> = HashMap::new();
         for (producer, origin_idx) in acks.into_iter().skip(applied).flatten() {
             let from = rewound.entry(producer).or_insert(origin_idx);
@@ -753,6 +791,28 @@ mod tests {
         let out = master.ingest(&[envelope("p", 0, "a", &info("a"))]);
         assert_eq!(out.broadcast.len(), 2);
         assert_eq!(master.counters().buffered, 0);
+    }
+
+    #[test]
+    fn an_event_over_the_record_limit_is_refused_without_using_an_index() {
+        let huge = format!(
+            r#"{{"NodeGatheredInfo":{{"event_id":"big","node_id":"a","info":{{"MiscData":{{"friendly_name":"{}"}}}}}}}}"#,
+            "x".repeat(MAX_PAYLOAD as usize)
+        );
+        let mut master = MasterCore::new(session(1));
+        let out = master.ingest(&[
+            envelope("p", 0, "a", &test_event("e0")),
+            envelope("p", 1, "a", &huge),
+            envelope("p", 2, "a", &test_event("e2")),
+        ]);
+        assert_eq!(out.rejected, vec![(1, RejectReason::TooLarge)]);
+        let indices: Vec<u64> = out
+            .broadcast
+            .iter()
+            .map(|bytes| codec::decode_indexed_event(bytes).unwrap().idx)
+            .collect();
+        assert_eq!(indices, vec![0, 1]); // e2 follows e0 directly
+        assert_eq!(master.counters().rejected(RejectReason::TooLarge), 1);
     }
 
     #[test]
