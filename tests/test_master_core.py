@@ -16,7 +16,7 @@ import random
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -563,7 +563,9 @@ def test_events_since_pages_cover_the_log(tmp_path: Path) -> None:
         reopened.events_since(first)
 
 
-def test_a_full_disk_leaves_the_master_consistent_with_its_log(tmp_path: Path) -> None:
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (root on Linux only; skipped elsewhere), unmounted afterwards."""
     mount = tmp_path / "tiny"
     mount.mkdir()
     if sys.platform != "linux" or os.geteuid() != 0:
@@ -571,74 +573,71 @@ def test_a_full_disk_leaves_the_master_consistent_with_its_log(tmp_path: Path) -
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
-        ballast = mount / "ballast"
-        ballast.write_bytes(b"\0" * 16384)  # freed later, so that the disk works again
-        master = MasterCore(SESSION, log=EventLog(mount / "log", create=True))  # fsync on every append
-        broadcast: list[bytes] = []
-        acknowledged: list[tuple[str, int]] = []
-        sent = [envelope("p", i, test_event(f"{i:04d}" + "x" * 200), "a") for i in range(400)]
-        failure = None
-        for i in range(0, len(sent), 8):
-            try:
-                result = master.ingest(sent[i : i + 8])
-            except LogFullError as err:
-                failure = (i, err)
-                break
-            broadcast += result.broadcast
-            acknowledged += result.acknowledged
-        assert failure is not None, "the tmpfs never filled up"
-        at, full = failure
-        assert isinstance(full, OSError)
-        assert full.errno == errno.ENOSPC
-        done = full.result  # type: ignore[attr-defined]
-        assert isinstance(done, IngestResult)
-        broadcast += done.broadcast
-        acknowledged += done.acknowledged
-        # Nothing the log refused was applied or acknowledged: State, index and acknowledgements follow the log.
-        assert master.next_index == len(broadcast) == len(acknowledged)
-        assert acknowledged == [("p", i) for i in range(len(broadcast))]
-        assert master.state == reference.fold(decoded(broadcast))
-        assert master.producer_next("p") == len(broadcast)  # rewound: the refused events will be accepted again
-        assert master.counters["unlogged"] == at + 8 - len(broadcast)
-        ballast.unlink()
-        result = master.ingest(sent[len(broadcast) : at + 8])  # the producer resends what was not acknowledged
-        assert [event.idx for event in decoded(result.broadcast)] == list(range(len(broadcast), at + 8))
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_leaves_the_master_consistent_with_its_log(tiny_disk: Path) -> None:
+    mount = tiny_disk
+    ballast = mount / "ballast"
+    ballast.write_bytes(b"\0" * 16384)  # freed later, so that the disk works again
+    master = MasterCore(SESSION, log=EventLog(mount / "log", create=True))  # fsync on every append
+    broadcast: list[bytes] = []
+    acknowledged: list[tuple[str, int]] = []
+    sent = [envelope("p", i, test_event(f"{i:04d}" + "x" * 200), "a") for i in range(400)]
+    failure = None
+    for i in range(0, len(sent), 8):
+        try:
+            result = master.ingest(sent[i : i + 8])
+        except LogFullError as err:
+            failure = (i, err)
+            break
         broadcast += result.broadcast
-        master.close()
-        logged = logged_events(mount / "log")
-        assert [event.idx for event in logged] == list(range(at + 8))
-        assert reference.fold(logged) == master.state
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        acknowledged += result.acknowledged
+    assert failure is not None, "the tmpfs never filled up"
+    at, full = failure
+    assert isinstance(full, OSError)
+    assert full.errno == errno.ENOSPC
+    done = full.result  # type: ignore[attr-defined]
+    assert isinstance(done, IngestResult)
+    broadcast += done.broadcast
+    acknowledged += done.acknowledged
+    # Nothing the log refused was applied or acknowledged: State, index and acknowledgements follow the log.
+    assert master.next_index == len(broadcast) == len(acknowledged)
+    assert acknowledged == [("p", i) for i in range(len(broadcast))]
+    assert master.state == reference.fold(decoded(broadcast))
+    assert master.producer_next("p") == len(broadcast)  # rewound: the refused events will be accepted again
+    assert master.counters["unlogged"] == at + 8 - len(broadcast)
+    ballast.unlink()
+    result = master.ingest(sent[len(broadcast) : at + 8])  # the producer resends what was not acknowledged
+    assert [event.idx for event in decoded(result.broadcast)] == list(range(len(broadcast), at + 8))
+    broadcast += result.broadcast
+    master.close()
+    logged = logged_events(mount / "log")
+    assert [event.idx for event in logged] == list(range(at + 8))
+    assert reference.fold(logged) == master.state
 
 
-def test_a_full_disk_under_buffered_durability_makes_the_master_let_go_of_its_log(tmp_path: Path) -> None:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("needs root to mount a tiny tmpfs")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        # Buffered: records reach the disk only when the 1 MiB write buffer fills, long after they were applied
-        # and acknowledged; the write that finds the disk full loses them.
-        master = MasterCore(SESSION, log=EventLog(mount / "log", create=True, durability="none"))
-        sent = [envelope("p", i, test_event(f"{i:05d}" + "x" * 200), "a") for i in range(8000)]
-        failure = None
-        for i in range(0, len(sent), 100):
-            try:
-                master.ingest(sent[i : i + 100])
-            except LogFullError as err:
-                failure = err
-                break
-        assert failure is not None, "the tmpfs never filled up"
-        with pytest.raises(LogClosedError):  # the log lost records the State holds: the master let go of it
-            master.ingest([sent[0]])
-        logged = logged_events(mount / "log")  # the directory is free again
-        assert len(logged) < master.next_index  # acknowledged events the disk never got
-        reopened = MasterCore(("master", 2), log=EventLog(mount / "log"))  # what the disk holds, nothing more
-        assert reopened.next_index == len(logged)
-        assert reopened.state == reference.fold(logged)
-        reopened.close()
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+def test_a_full_disk_under_buffered_durability_makes_the_master_let_go_of_its_log(tiny_disk: Path) -> None:
+    mount = tiny_disk
+    # Buffered: records reach the disk only when the 1 MiB write buffer fills, long after they were applied
+    # and acknowledged; the write that finds the disk full loses them.
+    master = MasterCore(SESSION, log=EventLog(mount / "log", create=True, durability="none"))
+    sent = [envelope("p", i, test_event(f"{i:05d}" + "x" * 200), "a") for i in range(8000)]
+    failure = None
+    for i in range(0, len(sent), 100):
+        try:
+            master.ingest(sent[i : i + 100])
+        except LogFullError as err:
+            failure = err
+            break
+    assert failure is not None, "the tmpfs never filled up"
+    with pytest.raises(LogClosedError):  # the log lost records the State holds: the master let go of it
+        master.ingest([sent[0]])
+    logged = logged_events(mount / "log")  # the directory is free again
+    assert len(logged) < master.next_index  # acknowledged events the disk never got
+    reopened = MasterCore(("master", 2), log=EventLog(mount / "log"))  # what the disk holds, nothing more
+    assert reopened.next_index == len(logged)
+    assert reopened.state == reference.fold(logged)
+    reopened.close()
