@@ -9,6 +9,7 @@ use std::time::Duration;
 use clusterstate_core::log::{Durability, EventLog, LogError, LogResult, Options, Recovery};
 use clusterstate_core::{codec, IndexedEvent, State};
 use pyo3::prelude::*;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 
@@ -112,21 +113,33 @@ fn recovery_dict<'py>(py: Python<'py>, recovery: &Recovery) -> PyResult<Bound<'p
 
 /// An event to append: its JSON, decoded after the GIL is released, or an event already converted.
 enum Pending {
-    Json(Vec<u8>),
+    Json(JsonArg),
     Event(Box<IndexedEvent>),
 }
 
+/// JSON handed in from Python, readable without the GIL: a `bytes` object is borrowed, not copied.
+enum JsonArg {
+    Bytes(PyBackedBytes),
+    Text(PyBackedStr),
+}
+
+impl AsRef<[u8]> for JsonArg {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Self::Bytes(bytes) => bytes,
+            Self::Text(text) => text.as_bytes(),
+        }
+    }
+}
+
 impl Pending {
-    /// Own the argument: copy JSON bytes (decoded later, without the GIL), convert a pydantic model now.
+    /// Own the argument: keep JSON (decoded later, without the GIL), convert a pydantic model now.
     fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if let Ok(bytes) = obj.cast::<PyBytes>() {
-            return Ok(Self::Json(bytes.as_bytes().to_vec()));
+        if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
+            return Ok(Self::Json(JsonArg::Bytes(obj.extract()?)));
         }
         if let Ok(text) = obj.cast::<PyString>() {
-            return Ok(Self::Json(text.to_str()?.as_bytes().to_vec()));
-        }
-        if let Ok(array) = obj.cast::<PyByteArray>() {
-            return Ok(Self::Json(array.to_vec()));
+            return Ok(Self::Json(JsonArg::Text(text.extract()?)));
         }
         event_arg(obj).map(|event| Self::Event(Box::new(event)))
     }
@@ -139,7 +152,7 @@ fn decode_pending(pending: Vec<Pending>, batch: bool) -> LogResult<Vec<IndexedEv
         .enumerate()
         .map(|(position, item)| match item {
             Pending::Event(event) => Ok(*event),
-            Pending::Json(json) => codec::decode_indexed_event(&json).map_err(|mut err| {
+            Pending::Json(json) => codec::decode_indexed_event(json.as_ref()).map_err(|mut err| {
                 if batch {
                     err.message = format!("event {position} of the batch: {}", err.message);
                 }
@@ -352,20 +365,24 @@ impl PyEventLog {
     #[pyo3(signature = (events, /))]
     fn append_many(&self, py: Python<'_>, events: &Bound<'_, PyAny>) -> PyResult<i128> {
         let pending = events_arg(events)?;
-        self.with_log(py, move |log| {
-            // JSON only (the usual batch): long batches are decoded on several threads.
-            if pending.iter().all(|item| matches!(item, Pending::Json(_))) {
-                let json: Vec<Vec<u8>> = pending
-                    .into_iter()
-                    .filter_map(|item| match item {
-                        Pending::Json(json) => Some(json),
-                        Pending::Event(_) => None,
-                    })
-                    .collect();
-                log.append_json(&json)?;
+        // JSON only (the usual batch): read in place, long batches decoded on several threads.
+        if pending.iter().all(|item| matches!(item, Pending::Json(_))) {
+            let json: Vec<JsonArg> = pending
+                .into_iter()
+                .filter_map(|item| match item {
+                    Pending::Json(json) => Some(json),
+                    Pending::Event(_) => None,
+                })
+                .collect();
+            let json = &json;
+            // `json` outlives the detached work and is dropped with the GIL held: no release queued from a thread.
+            return self.with_log(py, move |log| {
+                log.append_json(json)?;
                 let last = log.next_index().checked_sub(1).filter(|_| !json.is_empty());
-                return Ok(index_or_minus_one(last));
-            }
+                Ok(index_or_minus_one(last))
+            });
+        }
+        self.with_log(py, move |log| {
             let events = decode_pending(pending, true)?;
             log.append_all(&events)?;
             Ok(index_or_minus_one(events.last().map(|e| e.idx)))
