@@ -40,14 +40,11 @@ from clusterstate.models import (
     Event,
     IndexedEvent,
     NodeDisconnected,
-    NodeDownloadProgress,
-    NodeGatheredInfo,
     NodeId,
     NodeTimedOut,
     SessionId,
     State,
-    TopologyEdgeCreated,
-    TopologyEdgeDeleted,
+    scoped_node,
 )
 from clusterstate.trace import TraceConfig, generate, iter_trace, node_ids
 
@@ -114,16 +111,6 @@ class _Producer:
     buffer: dict[int, tuple[Event, NodeId]] = field(default_factory=dict)
 
 
-def _scoped_node(event: Event) -> str | None:
-    if isinstance(event, NodeGatheredInfo):
-        return event.node_id
-    if isinstance(event, NodeDownloadProgress):
-        return event.download_progress.node_id
-    if isinstance(event, TopologyEdgeCreated | TopologyEdgeDeleted):
-        return event.conn.source
-    return None
-
-
 def _classify(data: bytes) -> str:
     """``unknown_tag`` for a well-formed envelope whose event has a single, unknown tag; ``malformed`` otherwise."""
     try:
@@ -176,7 +163,7 @@ class PythonMaster:
             if env.session != self.session:
                 self.counters["other_session"] += 1
                 continue
-            scoped = _scoped_node(env.event)
+            scoped = scoped_node(env.event)
             if (scoped is not None and scoped != env.node_id) or (
                 isinstance(env.event, NodeDisconnected | NodeTimedOut) and env.node_id != self.session.master_node_id
             ):

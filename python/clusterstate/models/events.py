@@ -49,6 +49,7 @@ __all__ = [
     "TracesCollected",
     "TracesMerged",
     "origin_node",
+    "scoped_node",
 ]
 
 GenerationChunk = Annotated[TaggedJson, one_of_tags("TokenChunk", "ImageChunk", "ToolCallChunk", "ErrorChunk")]
@@ -239,7 +240,13 @@ def origin_node(indexed: IndexedEvent) -> NodeId | None:
     """
     if indexed.origin is not None:
         return indexed.origin
-    event = indexed.event
+    return scoped_node(indexed.event)
+
+
+def scoped_node(event: Event) -> NodeId | None:
+    """The node a node-scoped event is about, which is also the node that produced it: the sampled
+    node, the downloading node, the source of a reachability edge. ``None`` for the other events
+    (``NodeDisconnected`` is about a node but made by the master)."""
     if isinstance(event, NodeGatheredInfo):
         return event.node_id
     if isinstance(event, NodeDownloadProgress):

@@ -277,6 +277,19 @@ pub enum Event {
 }
 
 impl Event {
+    /// The node a node-scoped event is about, which is also the node that produced it: the sampled node, the
+    /// downloading node, the source of a reachability edge. `None` for the other events (`NodeDisconnected` is
+    /// about a node but made by the master).
+    pub fn scoped_node(&self) -> Option<&NodeId> {
+        match self {
+            Self::NodeGatheredInfo(event) => Some(&event.node_id),
+            Self::NodeDownloadProgress(event) => Some(event.download_progress.node_id()),
+            Self::TopologyEdgeCreated(TopologyEdgeCreated { conn, .. })
+            | Self::TopologyEdgeDeleted(TopologyEdgeDeleted { conn, .. }) => Some(&conn.source),
+            _ => None,
+        }
+    }
+
     /// Every event tag, in the union's order (`tag()` gives one event's).
     pub const TAGS: [&'static str; 20] = [
         "TestEvent",
@@ -347,16 +360,7 @@ impl IndexedEvent {
     /// sampled node, the downloading node, or the source of a reachability edge. An event *about* a node that the
     /// node did not produce (`NodeDisconnected`) names no producer.
     pub fn origin_node(&self) -> Option<&NodeId> {
-        if let Some(origin) = &self.origin {
-            return Some(origin);
-        }
-        match &self.event {
-            Event::NodeGatheredInfo(event) => Some(&event.node_id),
-            Event::NodeDownloadProgress(event) => Some(event.download_progress.node_id()),
-            Event::TopologyEdgeCreated(TopologyEdgeCreated { conn, .. })
-            | Event::TopologyEdgeDeleted(TopologyEdgeDeleted { conn, .. }) => Some(&conn.source),
-            _ => None,
-        }
+        self.origin.as_ref().or_else(|| self.event.scoped_node())
     }
 }
 

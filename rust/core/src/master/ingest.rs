@@ -13,7 +13,7 @@ use super::recent::{RecentIds, DEFAULT_DEDUP_WINDOW};
 use super::resequence::{Offer, Resequencer};
 use crate::apply::apply_mut;
 use crate::codec;
-use crate::events::{Event, IndexedEvent, NodeDisconnected, SessionId, TopologyEdgeCreated, TopologyEdgeDeleted};
+use crate::events::{Event, IndexedEvent, NodeDisconnected, SessionId};
 use crate::ids::{EventId, NodeId};
 use crate::json::Case;
 use crate::liveness::{Staleness, StalenessTracker, DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
@@ -55,15 +55,9 @@ pub struct LocalEnvelope {
 }
 
 impl LocalEnvelope {
-    /// The node a node-scoped event is about (`None` for the other events).
+    /// The node a node-scoped event is about ([`Event::scoped_node`]; `None` for the other events).
     pub fn scoped_node(&self) -> Option<&NodeId> {
-        match &self.event {
-            Event::NodeGatheredInfo(event) => Some(&event.node_id),
-            Event::NodeDownloadProgress(event) => Some(event.download_progress.node_id()),
-            Event::TopologyEdgeCreated(TopologyEdgeCreated { conn, .. })
-            | Event::TopologyEdgeDeleted(TopologyEdgeDeleted { conn, .. }) => Some(&conn.source),
-            _ => None,
-        }
+        self.event.scoped_node()
     }
 
     /// Whether only the master may produce this event: a node's disconnection is the master's decision (its
