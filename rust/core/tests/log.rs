@@ -130,6 +130,108 @@ fn a_json_batch_is_stored_canonically_in_order_or_not_at_all() {
     }
 }
 
+/// `count` events cycling through the golden trace, re-indexed from 0.
+fn reindexed(count: u64) -> Vec<IndexedEvent> {
+    let base = trace();
+    (0..count)
+        .map(|idx| {
+            let mut event = base[usize::try_from(idx).unwrap() % base.len()].clone();
+            event.idx = idx;
+            event
+        })
+        .collect()
+}
+
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    segments(dir)
+        .into_iter()
+        .map(|path| {
+            let bytes = fs::read(&path).unwrap();
+            (path.file_name().unwrap().into(), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_json_batch_framed_on_several_threads_writes_the_same_files_as_single_appends() {
+    // Small segments: the batch's chunks are cut by rotations and sparse-index entries fall inside them.
+    let events = reindexed(6000);
+    let json: Vec<Vec<u8>> = events.iter().map(|e| encode(e, Case::Snake)).collect();
+    let one_by_one = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(one_by_one.path(), small_segments()).unwrap();
+    for event in &events[..10] {
+        log.append(event).unwrap();
+    }
+    log.append_all(&events[10..]).unwrap();
+    log.close().unwrap();
+    let batched = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(batched.path(), small_segments()).unwrap();
+    log.append_json(&json[..10]).unwrap();
+    log.append_json(&json[10..]).unwrap();
+    assert_eq!(log.next_index(), 6000);
+    let reads = [(0, 1), (9, 11), (2047, 2049), (2990, 3010), (5990, 6000)];
+    for (start, end) in reads {
+        let got = log.read_range(start, end).unwrap();
+        assert_eq!(
+            got,
+            events[usize::try_from(start).unwrap()..usize::try_from(end).unwrap()],
+            "[{start}, {end})"
+        );
+    }
+    log.close().unwrap();
+    let written = files(batched.path());
+    assert!(written.len() > 10, "{} segments", written.len());
+    assert!(written == files(one_by_one.path()), "the segment files differ");
+}
+
+#[test]
+fn a_json_batch_fails_on_its_first_decode_error_then_idx_then_size_wherever_they_fall() {
+    let events = reindexed(6000);
+    let json: Vec<Vec<u8>> = events.iter().map(|e| encode(e, Case::Snake)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = EventLog::open(dir.path(), options()).unwrap();
+    // A gap early and a malformed payload late (in another thread's chunk): the decode error is reported.
+    let mut both = json.clone();
+    both[100] = encode(&events[101], Case::Snake);
+    both[5900] = b"{}".to_vec();
+    match log.append_json(&both) {
+        Err(LogError::Decode(err)) => assert!(err.message.starts_with("event 5900 of the batch"), "{err}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    // Two gaps in different chunks: the first is reported.
+    let mut gaps = json.clone();
+    gaps[5000] = encode(&events[4999], Case::Snake);
+    gaps[10] = encode(&events[11], Case::Snake);
+    assert!(matches!(
+        log.append_json(&gaps),
+        Err(LogError::EventIndex { expected: 10, got: 11 })
+    ));
+    // A record over the size limit late, a gap after it: the gap is reported; without the gap, the size.
+    let huge = format!(
+        r#"{{"idx":3000,"origin":"a","event":{{"NodeGatheredInfo":{{"event_id":"big","node_id":"a","info":{{"MiscData":{{"friendly_name":"{}"}}}}}}}}}}"#,
+        "x".repeat(64 << 20)
+    );
+    let mut oversized = json.clone();
+    oversized[3000] = huge.into_bytes();
+    oversized[5500] = encode(&events[5501], Case::Snake);
+    assert!(matches!(
+        log.append_json(&oversized),
+        Err(LogError::EventIndex {
+            expected: 5500,
+            got: 5501
+        })
+    ));
+    oversized[5500] = json[5500].clone();
+    match log.append_json(&oversized) {
+        Err(LogError::Invalid(message)) => assert!(message.starts_with("event 3000 is "), "{message}"),
+        other => panic!("expected a size error, got {other:?}"),
+    }
+    // Nothing of the refused batches got in.
+    assert_eq!(log.next_index(), 0);
+    log.append_json(&json).unwrap();
+    assert_eq!(log.read_range(5999, 6000).unwrap(), events[5999..]);
+}
+
 #[test]
 fn segments_rotate_and_random_access_uses_the_index() {
     let dir = tempfile::tempdir().unwrap();

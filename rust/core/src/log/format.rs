@@ -42,15 +42,26 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// Append the frame of one record (header + payload) to `out`.
 pub fn frame_record(out: &mut Vec<u8>, idx: u64, payload: &[u8]) {
+    let start = out.len();
+    begin_frame(out);
+    out.extend_from_slice(payload);
+    end_frame(out, start, idx);
+}
+
+/// Start a frame at the end of `out`: room for its header, to be filled by [`end_frame`] once the payload follows.
+pub fn begin_frame(out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0; RECORD_HEADER]);
+}
+
+/// Fill in the header of the frame that starts at `start`, whose payload is the rest of `out`.
+pub fn end_frame(out: &mut [u8], start: usize, idx: u64) {
+    let (header, payload) = out[start..].split_at_mut(RECORD_HEADER);
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    let mut header = [0u8; RECORD_HEADER];
     header[..4].copy_from_slice(&len.to_le_bytes());
     header[4..12].copy_from_slice(&idx.to_le_bytes());
     header[12..16].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     let header_crc = crc32c::crc32c(&header[..16]);
     header[16..].copy_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(payload);
 }
 
 /// What is wrong with the record at an offset.

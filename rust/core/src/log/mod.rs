@@ -349,14 +349,14 @@ impl EventLog {
     /// malformed gets in, and stored in canonical form, as [`Self::append_all`] does; a payload that does not
     /// decode or an idx out of sequence refuses the whole batch. Long batches are decoded on several threads.
     pub fn append_json<P: AsRef<[u8]> + Sync>(&mut self, payloads: &[P]) -> LogResult<()> {
-        let canonical = batch::canonicalize(payloads)?;
-        for ((idx, _), expected) in canonical.iter().zip(self.next_idx..) {
-            if *idx != expected {
-                return Err(LogError::EventIndex { expected, got: *idx });
+        for chunk in batch::frame(self.next_idx, payloads)? {
+            for (idx, frame) in chunk.records() {
+                self.begin_record(idx, frame.len())?;
+                self.writer.pending.extend_from_slice(frame);
+                self.end_record(idx)?;
             }
         }
-        let encoded: Vec<&[u8]> = canonical.iter().map(|(_, json)| json.as_slice()).collect();
-        self.append_encoded(&encoded)
+        self.after_append(payloads.len() as u64)
     }
 
     /// Append events already encoded: `payloads[i]` must be the `snake_case` JSON of the [`IndexedEvent`] whose idx
@@ -376,8 +376,14 @@ impl EventLog {
 
     fn append_payload(&mut self, idx: u64, payload: &[u8]) -> LogResult<()> {
         check_size(idx, payload)?;
-        let frame = (RECORD_HEADER + payload.len()) as u64;
-        if self.writer.records > 0 && self.writer.size() + frame > self.options.segment_bytes {
+        self.begin_record(idx, RECORD_HEADER + payload.len())?;
+        format::frame_record(&mut self.writer.pending, idx, payload);
+        self.end_record(idx)
+    }
+
+    /// Make room for record `idx`, `frame` bytes framed: rotate if it would not fit, index it if its turn.
+    fn begin_record(&mut self, idx: u64, frame: usize) -> LogResult<()> {
+        if self.writer.records > 0 && self.writer.size() + frame as u64 > self.options.segment_bytes {
             self.rotate()?;
         }
         let offset = self.writer.size();
@@ -387,7 +393,11 @@ impl EventLog {
         if self.writer.pending.is_empty() {
             self.writer.pending_first = idx;
         }
-        format::frame_record(&mut self.writer.pending, idx, payload);
+        Ok(())
+    }
+
+    /// Count record `idx`, just framed into `pending`.
+    fn end_record(&mut self, idx: u64) -> LogResult<()> {
         self.writer.records += 1;
         self.next_idx = idx + 1;
         if self.writer.pending.len() >= PENDING_LIMIT {
