@@ -11,10 +11,13 @@ Profiles (pick one with ``HYPOTHESIS_PROFILE``; default ``dev``):
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, Verbosity, settings
 
 # `--import-mode=importlib` does not put tests/ on sys.path; the helper modules (strategies.py) live here.
@@ -40,3 +43,18 @@ settings.register_profile(
 settings.register_profile("debug", max_examples=10, deadline=None, verbosity=Verbosity.verbose)
 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (root on Linux only; skipped elsewhere), unmounted afterwards: a disk that fills up."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("needs root to mount a tiny tmpfs")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

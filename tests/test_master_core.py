@@ -11,12 +11,9 @@ from __future__ import annotations
 import errno
 import functools
 import json
-import os
 import random
-import subprocess
-import sys
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -561,21 +558,6 @@ def test_events_since_pages_cover_the_log(tmp_path: Path) -> None:
     reopened.close()
     with pytest.raises(LogClosedError):
         reopened.events_since(first)
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs (root on Linux only; skipped elsewhere), unmounted afterwards."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("needs root to mount a tiny tmpfs")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_a_full_disk_leaves_the_master_consistent_with_its_log(tiny_disk: Path) -> None:
