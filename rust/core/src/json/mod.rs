@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::case::CamelCase;
 
+mod writer;
+
 /// A JSON object carried opaquely: validated as JSON, never looked inside by the reducer; key order is kept.
 pub type JsonObject = Map<String, Value>;
 
@@ -94,12 +96,11 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T, case: Case) -> Result<String,
     Ok(String::from_utf8(bytes).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned()))
 }
 
-/// Encode `value` into `writer` as pydantic's `model_dump_json()` would.
-pub fn write<W: io::Write, T: Serialize + ?Sized>(writer: W, value: &T, case: Case) -> Result<(), serde_json::Error> {
-    let mut serializer = serde_json::Serializer::with_formatter(writer, PydanticFormatter);
+/// Append the encoding of `value` to `out`, as pydantic's `model_dump_json()` would write it.
+pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T, case: Case) -> Result<(), serde_json::Error> {
     match case {
-        Case::Snake => value.serialize(&mut serializer),
-        Case::Camel => CamelCase(value).serialize(&mut serializer),
+        Case::Snake => writer::write(out, value),
+        Case::Camel => CamelCase(value).serialize(&mut serde_json::Serializer::with_formatter(out, PydanticFormatter)),
     }
 }
 
