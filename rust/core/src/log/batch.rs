@@ -1,7 +1,9 @@
 //! Framing a batch of events given as JSON before it is appended: decode (validation), re-encode in canonical form,
-//! frame with both CRCs. Decoding is most of an append's cost, so a long batch is split into contiguous chunks, one
-//! per core (at most 4), each framed into one buffer on its own thread; the appending thread then only copies
-//! frames. The result is the same as one thread's.
+//! frame with both CRCs. Decoding is most of an append's cost, so a long batch is cut into contiguous chunks that one
+//! thread per core (at most 4, the calling thread among them) takes in turn, each framed into one buffer; the
+//! appending thread then only copies frames. The result is the same as one thread's.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::format::{self, RECORD_HEADER};
 use super::{check_size, LogError, LogResult};
@@ -11,6 +13,9 @@ use crate::json::{self, Case};
 
 /// Batches at least this long are split across threads; below it, starting threads costs more than it saves.
 const PARALLEL_FROM: usize = 2048;
+/// A long batch is cut into about this many chunks per thread, of at least `MIN_CHUNK` payloads.
+const CHUNKS_PER_THREAD: usize = 3;
+const MIN_CHUNK: usize = 256;
 
 /// A run of framed records, back to back, ready to be copied into a segment.
 pub(super) struct Frames {
@@ -52,26 +57,34 @@ pub(super) fn frame<P: AsRef<[u8]> + Sync>(first_idx: u64, payloads: &[P]) -> Lo
     let results = if threads == 1 || payloads.len() < PARALLEL_FROM {
         vec![frame_chunk(first_idx, 0, payloads)]
     } else {
-        let chunk = payloads.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let mut parts = payloads.chunks(chunk).enumerate();
-            // The calling thread frames the first chunk itself instead of waiting idle.
-            let own = parts.next();
-            let spawned: Vec<_> = parts
-                .map(|(k, part)| scope.spawn(move || frame_chunk(first_idx, k * chunk, part)))
-                .collect();
-            let mut results = Vec::with_capacity(threads);
-            if let Some((_, part)) = own {
-                results.push(frame_chunk(first_idx, 0, part));
+        // Chunks are handed out as threads come for them rather than split evenly up front: on a shared machine one
+        // core can run at half speed, and an even split would leave the whole batch waiting for it.
+        let size = payloads.len().div_ceil(threads * CHUNKS_PER_THREAD).max(MIN_CHUNK);
+        let chunks: Vec<&[P]> = payloads.chunks(size).collect();
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(part) = chunks.get(k) else {
+                    return done;
+                };
+                done.push((k, frame_chunk(first_idx, k * size, part)));
             }
+        };
+        std::thread::scope(|scope| {
+            let spawned: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            // The calling thread takes chunks too instead of waiting idle.
+            let mut results = work();
             for handle in spawned {
-                results.push(
+                results.extend(
                     handle
                         .join()
                         .map_err(|_| LogError::Invalid("a thread framing the batch panicked".to_owned()))?,
                 );
             }
-            Ok::<_, LogError>(results)
+            results.sort_unstable_by_key(|(k, _)| *k);
+            Ok::<_, LogError>(results.into_iter().map(|(_, result)| result).collect::<Vec<_>>())
         })?
     };
     let mut frames = Vec::with_capacity(results.len());
