@@ -210,8 +210,8 @@ def test_full_disk_is_a_clear_error(tiny_disk: Path, events: list[IndexedEvent])
     with EventLog(mount / "log") as log:
         assert log.next_index == kept
     shutil.rmtree(mount / "log")
-    # A long JSON batch is framed on several threads and written from the threads' buffers: a write that
-    # finds the disk full drops what it was writing, and the log ends where the disk did.
+    # A long JSON batch, framed on several threads: a write that finds the disk full drops what it was
+    # writing, and the log ends where the disk did.
     batch = [
         event.model_copy(update={"idx": idx}).model_dump_json().encode()
         for idx, event in zip(range(8000), itertools.cycle(events), strict=False)

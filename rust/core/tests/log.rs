@@ -154,8 +154,8 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn a_json_batch_framed_on_several_threads_writes_the_same_files_as_single_appends() {
-    // Small segments: the batch's chunks are cut by rotations and sparse-index entries fall inside them. Default
-    // segments: each chunk fits whole and is written from its own buffer.
+    // Small segments: the batch's chunks are cut by rotations. Default segments: no rotation, flushes of the
+    // process buffer inside the batch. Sparse-index entries fall inside chunks either way.
     for options in [small_segments(), options()] {
         let events = reindexed(6000);
         let json: Vec<Vec<u8>> = events.iter().map(|e| encode(e, Case::Snake)).collect();

@@ -5,6 +5,9 @@
 //! pydantic writes ryu's shortest round-trip digits and layout but with an explicit `+` in positive exponents
 //! (`1e+16`, `1.5e+300`, `0.000025`, `1e-7`), so [`PydanticFormatter`] writes floats itself. (std's float formatting
 //! is not enough: on a tie between two shortest digit strings it picks differently from ryu.)
+//!
+//! The `snake_case` form (the log, the wire) is written by the encoder in `writer.rs`, the same bytes about a third
+//! faster; camelCase dumps (for people) go through `serde_json` with the field names renamed ([`CamelCase`]).
 
 use std::fmt;
 use std::io;

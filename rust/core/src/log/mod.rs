@@ -350,54 +350,13 @@ impl EventLog {
     /// decode or an idx out of sequence refuses the whole batch. Long batches are decoded on several threads.
     pub fn append_json<P: AsRef<[u8]> + Sync>(&mut self, payloads: &[P]) -> LogResult<()> {
         for chunk in batch::frame(self.next_idx, payloads)? {
-            self.append_frames(chunk)?;
-        }
-        self.after_append(payloads.len() as u64)
-    }
-
-    /// Append a run of framed records. A run that fits in the active segment (the usual case) goes in whole, and
-    /// a long one is written from its own buffer instead of being copied into `pending` first.
-    fn append_frames(&mut self, frames: batch::Frames) -> LogResult<()> {
-        let count = frames.lengths.len() as u64;
-        if count == 0 {
-            return Ok(());
-        }
-        if self.writer.size() + frames.bytes.len() as u64 > self.options.segment_bytes {
-            for (idx, frame) in frames.records() {
+            for (idx, frame) in chunk.records() {
                 self.begin_record(idx, frame.len())?;
                 self.writer.pending.extend_from_slice(frame);
                 self.end_record(idx)?;
             }
-            return Ok(());
         }
-        if self.writer.pending.len() + frames.bytes.len() > PENDING_LIMIT {
-            self.flush()?;
-        }
-        let every = u64::from(self.options.index_every.max(1));
-        let mut offset = self.writer.size();
-        for (k, (idx, frame)) in (self.writer.records..).zip(frames.records()) {
-            if k % every == 0 {
-                self.writer.index.push((idx, offset));
-            }
-            offset += frame.len() as u64;
-        }
-        if self.writer.pending.is_empty() {
-            self.writer.pending_first = frames.first_idx;
-        }
-        self.writer.records += count;
-        self.next_idx = frames.first_idx + count;
-        if self.writer.pending.is_empty() && frames.bytes.len() > PENDING_LIMIT {
-            // `flush` writes the run from its own buffer, and rolls it back if the write fails.
-            let spare = std::mem::replace(&mut self.writer.pending, frames.bytes);
-            let flushed = self.flush();
-            self.writer.pending = spare;
-            return flushed;
-        }
-        self.writer.pending.extend_from_slice(&frames.bytes);
-        if self.writer.pending.len() >= PENDING_LIMIT {
-            self.flush()?;
-        }
-        Ok(())
+        self.after_append(payloads.len() as u64)
     }
 
     /// Append events already encoded: `payloads[i]` must be the `snake_case` JSON of the [`IndexedEvent`] whose idx
