@@ -210,22 +210,24 @@ def test_full_disk_is_a_clear_error(tiny_disk: Path, events: list[IndexedEvent])
     with EventLog(mount / "log") as log:
         assert log.next_index == kept
     shutil.rmtree(mount / "log")
-    # A long JSON batch, framed on several threads: a write that finds the disk full drops what it was
-    # writing, and the log ends where the disk did.
+    # A long JSON batch, framed on several threads, after a short one that reached the disk: the write that
+    # finds the disk full drops what it was writing, and the log ends where the disk did.
     batch = [
         event.model_copy(update={"idx": idx}).model_dump_json().encode()
         for idx, event in zip(range(8000), itertools.cycle(events), strict=False)
     ]
-    assert sum(map(len, batch)) > 40 * 64 * 1024
+    assert sum(map(len, batch[:40])) < 32 * 1024  # fits on the 64 KiB disk
+    assert sum(map(len, batch)) > 16 * 64 * 1024  # does not, by far
     log = EventLog(mount / "log", create=True, durability="none")
+    log.append_many(batch[:40])
+    log.flush()
     with pytest.raises(LogFullError):
-        log.append_many(batch)
-    kept = log.next_index
-    assert kept < len(batch)
+        log.append_many(batch[40:])
+    assert log.next_index == 40
     log.close()
     with EventLog(mount / "log") as log:
-        assert log.next_index == kept
-        assert log.replay() == reference.fold(decode_indexed_event(line) for line in batch[:kept])
+        assert log.next_index == 40
+        assert log.replay() == reference.fold(decode_indexed_event(line) for line in batch[:40])
 
 
 def copy_log(source: Path, target: Path) -> None:

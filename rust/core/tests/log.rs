@@ -193,7 +193,7 @@ fn a_json_batch_fails_on_its_first_decode_error_then_idx_then_size_wherever_they
     let json: Vec<Vec<u8>> = events.iter().map(|e| encode(e, Case::Snake)).collect();
     let dir = tempfile::tempdir().unwrap();
     let mut log = EventLog::open(dir.path(), options()).unwrap();
-    // A gap early and a malformed payload late (in another thread's chunk): the decode error is reported.
+    // A gap early and a malformed payload late (in a later chunk): the decode error is reported.
     let mut both = json.clone();
     both[100] = encode(&events[101], Case::Snake);
     both[5900] = b"{}".to_vec();
@@ -210,12 +210,15 @@ fn a_json_batch_fails_on_its_first_decode_error_then_idx_then_size_wherever_they
         Err(LogError::EventIndex { expected: 10, got: 11 })
     ));
     // A record over the size limit late, a gap after it: the gap is reported; without the gap, the size.
-    let huge = format!(
-        r#"{{"idx":3000,"origin":"a","event":{{"NodeGatheredInfo":{{"event_id":"big","node_id":"a","info":{{"MiscData":{{"friendly_name":"{}"}}}}}}}}}}"#,
-        "x".repeat(64 << 20)
-    );
+    let huge = |idx: usize| {
+        let name = "x".repeat(64 << 20);
+        format!(
+            r#"{{"idx":{idx},"origin":"a","event":{{"NodeGatheredInfo":{{"event_id":"big","node_id":"a","info":{{"MiscData":{{"friendly_name":"{name}"}}}}}}}}}}"#
+        )
+        .into_bytes()
+    };
     let mut oversized = json.clone();
-    oversized[3000] = huge.into_bytes();
+    oversized[3000] = huge(3000);
     oversized[5500] = encode(&events[5501], Case::Snake);
     assert!(matches!(
         log.append_json(&oversized),
@@ -229,6 +232,21 @@ fn a_json_batch_fails_on_its_first_decode_error_then_idx_then_size_wherever_they
         Err(LogError::Invalid(message)) => assert!(message.starts_with("event 3000 is "), "{message}"),
         other => panic!("expected a size error, got {other:?}"),
     }
+    // The same within one chunk: a gap, then a malformed payload; a record over the limit, then a gap.
+    let mut near = json.clone();
+    near[10] = encode(&events[11], Case::Snake);
+    near[20] = b"[]".to_vec();
+    match log.append_json(&near) {
+        Err(LogError::Decode(err)) => assert!(err.message.starts_with("event 20 of the batch"), "{err}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let mut near = json.clone();
+    near[10] = huge(10);
+    near[20] = encode(&events[21], Case::Snake);
+    assert!(matches!(
+        log.append_json(&near),
+        Err(LogError::EventIndex { expected: 20, got: 21 })
+    ));
     // Nothing of the refused batches got in.
     assert_eq!(log.next_index(), 0);
     log.append_json(&json).unwrap();

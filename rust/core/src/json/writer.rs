@@ -501,7 +501,7 @@ impl ser::Serializer for MapKey<'_> {
     #[inline]
     fn serialize_f64(self, v: f64) -> Result {
         if !v.is_finite() {
-            return Err(ser::Error::custom("float key must be finite"));
+            return Err(ser::Error::custom("float key must be finite (got NaN or +/-inf)"));
         }
         self.out.push(b'"');
         write_float(self.out, v);
@@ -702,7 +702,14 @@ mod tests {
         );
         assert_eq!(fast(&FloatKeys(&[1e16, -0.5])), reference(&FloatKeys(&[1e16, -0.5])));
         let mut out = Vec::new();
-        assert!(super::write(&mut out, &FloatKeys(&[f64::NAN])).is_err());
+        let ours = super::write(&mut out, &FloatKeys(&[f64::NAN])).unwrap_err();
+        let theirs = FloatKeys(&[f64::NAN])
+            .serialize(&mut serde_json::Serializer::with_formatter(
+                Vec::new(),
+                PydanticFormatter,
+            ))
+            .unwrap_err();
+        assert_eq!(ours.to_string(), theirs.to_string());
     }
 
     /// A map with float keys (`serde_json` quotes finite ones, refuses the others).

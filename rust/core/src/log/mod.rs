@@ -186,7 +186,7 @@ pub struct EventLog {
     /// Sealed segments written since the last sync (policy `None`), and whether the directory needs a sync.
     dirty: Vec<(File, PathBuf)>,
     dir_dirty: bool,
-    unsynced: u64,
+    /// When the oldest record not yet synced was appended (group commit).
     oldest_unsynced: Option<Instant>,
     cache: VecDeque<(u64, Arc<SparseIndex>)>,
     scratch: Vec<u8>,
@@ -252,7 +252,6 @@ impl EventLog {
             durable_next: next_idx,
             dirty: Vec::new(),
             dir_dirty: false,
-            unsynced: 0,
             oldest_unsynced: None,
             cache: VecDeque::new(),
             scratch: Vec::with_capacity(4096),
@@ -342,7 +341,7 @@ impl EventLog {
             self.scratch = payload;
             result?;
         }
-        self.after_append(events.len() as u64)
+        self.after_append()
     }
 
     /// Append a batch of events given as JSON (any accepted spelling), all or none: each is decoded, so nothing
@@ -356,7 +355,7 @@ impl EventLog {
                 self.end_record(idx)?;
             }
         }
-        self.after_append(payloads.len() as u64)
+        self.after_append()
     }
 
     /// Append events already encoded: `payloads[i]` must be the `snake_case` JSON of the [`IndexedEvent`] whose idx
@@ -371,7 +370,7 @@ impl EventLog {
         for (payload, idx) in payloads.iter().zip(self.next_idx..) {
             self.append_payload(idx, payload.as_ref())?;
         }
-        self.after_append(payloads.len() as u64)
+        self.after_append()
     }
 
     fn append_payload(&mut self, idx: u64, payload: &[u8]) -> LogResult<()> {
@@ -406,13 +405,14 @@ impl EventLog {
         Ok(())
     }
 
-    fn after_append(&mut self, appended: u64) -> LogResult<()> {
+    fn after_append(&mut self) -> LogResult<()> {
         match self.options.durability {
             Durability::EveryAppend => self.sync(),
             Durability::Group { records, interval } => {
-                self.unsynced += appended;
+                // Counted from the indexes, so records dropped by a failed write are not counted.
+                let waiting = self.next_idx.saturating_sub(self.durable_next);
                 let oldest = *self.oldest_unsynced.get_or_insert_with(Instant::now);
-                if self.unsynced >= u64::from(records) || oldest.elapsed() >= interval {
+                if waiting >= u64::from(records) || oldest.elapsed() >= interval {
                     self.sync()?;
                 }
                 Ok(())
@@ -448,7 +448,6 @@ impl EventLog {
         let first = writer.pending_first;
         writer.index.retain(|&(idx, _)| idx < first);
         self.next_idx = first;
-        self.unsynced = self.unsynced.saturating_sub(dropped);
     }
 
     /// Force every appended record to disk; afterwards [`Self::durable_index`] is [`Self::last_index`].
@@ -468,7 +467,6 @@ impl EventLog {
                 .map_err(|err| LogError::io("sync", &self.writer.path, err))?;
         }
         self.durable_next = self.next_idx;
-        self.unsynced = 0;
         self.oldest_unsynced = None;
         Ok(())
     }
