@@ -319,42 +319,30 @@ impl ser::SerializeSeq for Compound<'_, '_> {
         Ok(())
     }
 }
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    #[inline]
-    fn end(self) -> Result {
-        ser::SerializeSeq::end(self)
-    }
+/// Tuples of every kind are arrays.
+macro_rules! as_seq {
+    ($($kind:ident::$method:ident),*) => {$(
+        impl ser::$kind for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            #[inline]
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+                ser::SerializeSeq::serialize_element(self, value)
+            }
+            #[inline]
+            fn end(self) -> Result {
+                ser::SerializeSeq::end(self)
+            }
+        }
+    )*};
 }
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    #[inline]
-    fn end(self) -> Result {
-        ser::SerializeSeq::end(self)
-    }
-}
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    #[inline]
-    fn end(self) -> Result {
-        ser::SerializeSeq::end(self)
-    }
-}
+
+as_seq!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
