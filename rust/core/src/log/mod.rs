@@ -345,8 +345,9 @@ impl EventLog {
     }
 
     /// Append a batch of events given as JSON (any accepted spelling), all or none: each is decoded, so nothing
-    /// malformed gets in, and stored in canonical form, as [`Self::append_all`] does; a payload that does not
-    /// decode or an idx out of sequence refuses the whole batch. Long batches are decoded on several threads.
+    /// malformed gets in, and stored in canonical form, as [`Self::append_all`] does. A payload that does not
+    /// decode, an idx out of sequence or a record over [`format::MAX_PAYLOAD`] refuses the whole batch (the first
+    /// of those, in that order of rank). Long batches are decoded, encoded and framed on several threads.
     pub fn append_json<P: AsRef<[u8]> + Sync>(&mut self, payloads: &[P]) -> LogResult<()> {
         for chunk in batch::frame(self.next_idx, payloads)? {
             for (idx, frame) in chunk.records() {
