@@ -83,7 +83,7 @@ fn write_int<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
 struct Compound<'w, 'a> {
     writer: &'w mut Writer<'a>,
     first: bool,
-    /// Close with `}}` (a variant wrapping an object or array) rather than one bracket.
+    /// What closes it: `]` or `}`, or `]}` / `}}` for a variant wrapping an array or an object.
     close: &'static [u8],
 }
 
@@ -371,7 +371,8 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
         self.comma();
-        // Field names are Rust identifiers or serde renames of them: nothing to escape.
+        // Field names are Rust identifiers or serde renames of them: nothing to escape (checked in debug builds,
+        // which the tests run on every type through the golden traces).
         debug_assert!(!key.bytes().any(needs_escape));
         let out = &mut *self.writer.out;
         out.push(b'"');
