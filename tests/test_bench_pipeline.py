@@ -19,6 +19,7 @@ import pytest
 
 from clusterstate import MasterCore
 from clusterstate.models import NodeId, SessionId
+from event_bytes import info_event, test_event
 
 _BENCHES = str(Path(__file__).resolve().parent.parent / "benches")
 if _BENCHES not in sys.path:
@@ -107,19 +108,6 @@ def test_warm_start_continues_like_the_master(workload: Workload) -> None:
     assert pipeline.state == master.state
 
 
-def info(node: str, event_id: str) -> bytes:
-    return json.dumps(
-        {"NodeGatheredInfo": {"event_id": event_id, "node_id": node, "info": {"MiscData": {"friendly_name": node}}}}
-    ).encode()
-
-
-def test_event(event_id: str) -> bytes:
-    return json.dumps({"TestEvent": {"event_id": event_id}}).encode()
-
-
-test_event.__test__ = False  # type: ignore[attr-defined]
-
-
 def disconnect(node: str) -> bytes:
     return json.dumps(
         {"NodeDisconnected": {"event_id": "d", "node_id": node, "last_index": 0, "stale_cycles": 3}}
@@ -130,13 +118,13 @@ def test_refusals_match_master_core() -> None:
     other = SessionId(master_node_id=NodeId("m"), election_clock=0)
     batches = [
         [
-            envelope("p", 0, SESSION, info("a", "a0"), "a"),
+            envelope("p", 0, SESSION, info_event("a", "a0"), "a"),
             envelope("p", 2, SESSION, test_event("c"), "a"),  # waits for 1
             envelope("p", 2, SESSION, test_event("c"), "a"),  # the same copy: a duplicate
             envelope("p", 2, SESSION, test_event("C"), "a"),  # another event at a buffered index: conflict
             envelope("p", 9, SESSION, test_event("z"), "a"),  # capacity 4: too far ahead
-            envelope("p", 0, SESSION, info("a", "a0"), "a"),  # stale: re-acknowledged
-            envelope("q", 0, SESSION, info("a", "spoof"), "b"),  # about another node
+            envelope("p", 0, SESSION, info_event("a", "a0"), "a"),  # stale: re-acknowledged
+            envelope("q", 0, SESSION, info_event("a", "spoof"), "b"),  # about another node
             envelope("p", 1, SESSION, test_event("b"), "b"),  # the producer seen from another node
             envelope("q", 0, SESSION, disconnect("a"), "b"),  # only the master disconnects
             envelope("x", 0, other, test_event("o"), "a"),  # another session: ignored

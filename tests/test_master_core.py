@@ -26,6 +26,7 @@ from clusterstate import EventLog, IngestResult, MasterCore, NodeStaleness, refe
 from clusterstate.errors import IndexAheadError, LogClosedError, LogFullError, NoLogError, SnapshotRequiredError
 from clusterstate.models import EventId, IndexedEvent, NodeDisconnected, NodeId, NodeTimedOut, SessionId
 from clusterstate.trace import generate_trace
+from event_bytes import info_event, test_event
 
 SESSION = ("master", 1)
 TRACE = {"nodes": 4, "duration_s": 60.0, "seed": 3, "silent_nodes": 1}
@@ -76,19 +77,6 @@ def assert_consistent(master: MasterCore, broadcast: Sequence[bytes]) -> list[In
     assert master.state == reference.fold(events)
     assert master.next_index == len(events)
     return events
-
-
-def info_event(node: str, event_id: str = "g") -> bytes:
-    return json.dumps(
-        {"NodeGatheredInfo": {"event_id": event_id, "node_id": node, "info": {"MiscData": {"friendly_name": node}}}}
-    ).encode()
-
-
-def test_event(event_id: str) -> bytes:
-    return json.dumps({"TestEvent": {"event_id": event_id}}).encode()
-
-
-test_event.__test__ = False  # type: ignore[attr-defined]
 
 
 def test_in_order_delivery_applies_the_trace() -> None:

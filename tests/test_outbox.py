@@ -22,6 +22,7 @@ from clusterstate import MasterCore, ProducerOutbox, reference
 from clusterstate.errors import ClusterStateError, DecodeError, OutboxFullError
 from clusterstate.models import IndexedEvent, NodeId, SessionId, TestEvent
 from clusterstate.trace import generate_trace
+from event_bytes import info_event, test_event
 
 SESSION = ("master", 1)
 T = TypeVar("T")
@@ -32,19 +33,6 @@ TRACE = {"nodes": 4, "duration_s": 60.0, "seed": 3, "silent_nodes": 1}
 @functools.cache
 def trace() -> list[IndexedEvent]:
     return generate_trace(**TRACE)  # type: ignore[arg-type]
-
-
-def test_event(event_id: str) -> bytes:
-    return json.dumps({"TestEvent": {"event_id": event_id}}).encode()
-
-
-test_event.__test__ = False  # type: ignore[attr-defined]
-
-
-def info_event(node: str, event_id: str = "g") -> bytes:
-    return json.dumps(
-        {"NodeGatheredInfo": {"event_id": event_id, "node_id": node, "info": {"MiscData": {"friendly_name": node}}}}
-    ).encode()
 
 
 def outbox(
