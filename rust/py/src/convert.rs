@@ -3,6 +3,7 @@
 use clusterstate_core::{codec, IndexedEvent, State};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 use crate::depythonize::depythonize;
@@ -37,23 +38,23 @@ pub fn event_arg(obj: &Bound<'_, PyAny>) -> PyResult<IndexedEvent> {
     depythonize(obj).map_err(|err| invalid("indexed event", err.to_string()))
 }
 
-/// A batch of byte strings, owned (so the work can run without the GIL); a non-bytes item fails the whole batch
-/// before anything is done, naming it as the `what` at its position.
-pub fn batch_arg(batch: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Vec<u8>>> {
-    let mut owned = Vec::with_capacity(batch.len().unwrap_or(0));
+/// A batch of byte strings, readable without the GIL: `bytes` are read in place (not copied), a `bytearray` is
+/// copied. A non-bytes item fails the whole batch before anything is done, naming it as the `what` at its position.
+pub fn batch_arg(batch: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<PyBackedBytes>> {
+    let mut items = Vec::with_capacity(batch.len().unwrap_or(0));
     for (position, item) in batch.try_iter()?.enumerate() {
         let item = item?;
         if let Ok(bytes) = item.cast::<PyBytes>() {
-            owned.push(bytes.as_bytes().to_vec());
+            items.push(PyBackedBytes::from(bytes.clone()));
         } else if let Ok(array) = item.cast::<PyByteArray>() {
-            owned.push(array.to_vec());
+            items.push(PyBackedBytes::from(array.clone()));
         } else {
             return Err(PyTypeError::new_err(format!(
                 "{what} {position} of the batch is not bytes or bytearray"
             )));
         }
     }
-    Ok(owned)
+    Ok(items)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -201,9 +201,9 @@ impl PyMasterCore {
     /// Ingest a batch of local-event envelopes (JSON bytes); one call, the work done without the GIL. If the log
     /// refuses the append, raises its `LogError` with `result`: the part done before (consistent with the log).
     fn ingest(&mut self, py: Python<'_>, batch: &Bound<'_, PyAny>) -> PyResult<PyIngestResult> {
-        let owned = batch_arg(batch, "envelope")?;
+        let envelopes = batch_arg(batch, "envelope")?;
         let inner = &mut self.inner;
-        match py.detach(|| inner.try_ingest(&owned)) {
+        match py.detach(|| inner.try_ingest(&envelopes)) {
             Ok(outcome) => Ok(PyIngestResult::new(py, outcome)),
             Err(failure) => {
                 let LogFailure { error, done } = *failure;

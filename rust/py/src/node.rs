@@ -69,9 +69,9 @@ impl PyNodeCore {
 
     /// Receive a batch of broadcast events (`IndexedEvent` JSON bytes); one call, the work done without the GIL.
     fn receive(&mut self, py: Python<'_>, batch: &Bound<'_, PyAny>) -> PyResult<PyReceiveResult> {
-        let owned = batch_arg(batch, "event")?;
+        let events = batch_arg(batch, "event")?;
         let inner = &mut self.inner;
-        Ok(py.detach(|| inner.receive(&owned)).into())
+        Ok(py.detach(|| inner.receive(&events)).into())
     }
 
     /// Adopt a snapshot State if it is ahead of the node's; returns whether it was adopted.
