@@ -9,6 +9,8 @@ duplicates, unknown keys, disconnects and rejoins, gaps).
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -193,7 +195,7 @@ def test_the_last_index_is_the_same_in_both_reducers() -> None:
 
 
 def test_a_state_argument_that_is_not_a_state_is_a_typed_error() -> None:
-    with pytest.raises(DecodeError, match="expected a State"):
+    with pytest.raises(DecodeError, match=r"expected a CoreState or a clusterstate\.State, got object"):
         clusterstate.apply(object(), GOOD)
 
 
@@ -228,6 +230,22 @@ def test_rust_state_is_not_hashable_and_compares_unequal_to_other_things() -> No
     assert state != {"last_event_applied_idx": -1}
     with pytest.raises(TypeError):
         hash(state)
+
+
+def test_rust_state_calls_itself_core_state() -> None:
+    # Not "State": that is the pydantic clusterstate.State, which a reader must not confuse with it.
+    assert (CoreState.__name__, CoreState.__qualname__, CoreState.__module__) == (
+        "CoreState",
+        "CoreState",
+        "clusterstate._core",
+    )
+    empty = "CoreState(last_event_applied_idx=-1, nodes=0, edges=0, instances=0, runners=0, tasks=0)"
+    assert repr(CoreState()) == empty
+    assert repr(clusterstate.apply(CoreState(), GOOD)).startswith("CoreState(last_event_applied_idx=0, ")
+    # It has no pickle or copy protocol; the refusal names it.
+    for refuse in (pickle.dumps, copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match=r"cannot pickle 'clusterstate\._core\.CoreState' object"):
+            refuse(CoreState())
 
 
 def test_concurrent_batches_from_threads_give_equal_states() -> None:

@@ -15,6 +15,7 @@ resent when due (docs/master.md).
 
 from . import errors, models, reference
 from ._core import (
+    CoreState,
     CycleResult,
     EventLog,
     IngestResult,
@@ -28,7 +29,6 @@ from ._core import (
     apply,
     apply_many,
 )
-from ._core import State as CoreState
 from .codec import decode_event, decode_forwarder_event, decode_indexed_event, decode_state, encode_event
 from .errors import ClusterStateError, DecodeError, EventIndexError, OutboxFullError
 from .models import Event, ForwarderEvent, IndexedEvent, State

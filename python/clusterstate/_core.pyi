@@ -10,6 +10,7 @@ from clusterstate import models
 
 # PyO3 appends every name added to the module to its `__all__`; keep this list in step (stubtest compares them).
 __all__ = [
+    "CoreState",
     "CycleResult",
     "EventLog",
     "EventLogIterator",
@@ -20,7 +21,6 @@ __all__ = [
     "ProducerOutbox",
     "ReceiveResult",
     "StalenessTracker",
-    "State",
     "__version__",
     "apply",
     "apply_many",
@@ -30,20 +30,20 @@ __version__: str
 """Version of the Rust core, equal to the `clusterstate` distribution's version."""
 
 _EventInput: TypeAlias = models.IndexedEvent | bytes | bytearray | str
-_StateInput: TypeAlias = State | models.State
+_StateInput: TypeAlias = CoreState | models.State
 
 @final
-class State:
+class CoreState:
     """The cluster State held by the Rust core: immutable, structurally shared between versions.
 
     Reads like `clusterstate.models.State`: the same attribute names with the same typed values,
     `model_dump()` / `model_dump_json(by_alias=...)` giving the same data and bytes, and equality
-    with a pydantic State of the same content. `State()` is the empty State.
+    with a pydantic State of the same content. `CoreState()` is the empty State.
     """
 
-    def __new__(cls) -> State: ...
+    def __new__(cls) -> CoreState: ...
     @staticmethod
-    def from_pydantic(state: _StateInput) -> State:
+    def from_pydantic(state: _StateInput) -> CoreState:
         """The Rust State of a pydantic State (converted once, through its JSON).
 
         Raises:
@@ -51,7 +51,7 @@ class State:
         """
 
     @staticmethod
-    def from_json(data: bytes | bytearray | str) -> State:
+    def from_json(data: bytes | bytearray | str) -> CoreState:
         """Decode a State from its JSON (either key spelling).
 
         Raises:
@@ -67,7 +67,7 @@ class State:
     def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
         """The State as JSON-compatible Python data (pydantic's `model_dump(mode="json")`)."""
 
-    def replay(self, log: EventLog, /) -> State:
+    def replay(self, log: EventLog, /) -> CoreState:
         """This State with the records of `log` after `last_event_applied_idx` folded in (in Rust, GIL released).
 
         Raises:
@@ -113,7 +113,7 @@ class State:
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: None  # type: ignore[assignment]
 
-def apply(state: _StateInput, indexed_event: _EventInput, /) -> State:
+def apply(state: _StateInput, indexed_event: _EventInput, /) -> CoreState:
     """Fold one indexed event into `state` and return the new State; a drop-in for `clusterstate.reference.apply`.
 
     `state` is a Rust State, or a pydantic State (converted first); `indexed_event` is a pydantic
@@ -124,7 +124,7 @@ def apply(state: _StateInput, indexed_event: _EventInput, /) -> State:
         clusterstate.errors.DecodeError: `indexed_event` (or `state`) is not valid.
     """
 
-def apply_many(state: _StateInput, events: Iterable[_EventInput], /) -> State:
+def apply_many(state: _StateInput, events: Iterable[_EventInput], /) -> CoreState:
     """Fold a batch of indexed events in one crossing into Rust, releasing the GIL for long batches.
 
     All or nothing: if any event is invalid or out of order, an error is raised and nothing is applied.
@@ -328,7 +328,7 @@ class EventLog:
     def iter(self, start: int = 0, *, raw: bool = False) -> EventLogIterator:
         """Iterate over the records from `start` on (decoded, or JSON bytes with `raw=True`), a chunk at a time."""
 
-    def replay(self, state: _StateInput | None = None) -> State:
+    def replay(self, state: _StateInput | None = None) -> CoreState:
         """Fold the records after `state.last_event_applied_idx` into `state` (default: empty) in Rust.
 
         No Python object is made per event and the GIL is released; one thread decodes while another applies.
@@ -337,7 +337,7 @@ class EventLog:
     def snapshot(self, state: _StateInput, /) -> int:
         """Write `state` as a snapshot at its `last_event_applied_idx` (synced and atomic); returns that idx."""
 
-    def load_state(self) -> State:
+    def load_state(self) -> CoreState:
         """The State after the last record: the newest valid snapshot plus a replay of the records after it.
 
         Damaged snapshots are skipped (with a warning on the `clusterstate.log` logger).
@@ -481,7 +481,7 @@ class MasterCore:
         """The snapshot the State was loaded from when the master was built from a log, if any."""
 
     @property
-    def state(self) -> State:
+    def state(self) -> CoreState:
         """The State after every applied event."""
 
     @property
@@ -559,7 +559,7 @@ class NodeCore:
         """Note the master's next index (e.g. from a heartbeat): past the node's, the node is behind."""
 
     @property
-    def state(self) -> State:
+    def state(self) -> CoreState:
         """The State after every applied event."""
 
     @property

@@ -1,4 +1,4 @@
-"""Typed values of single State fields, for the Rust State's attributes (``clusterstate._core.State``).
+"""Typed values of single State fields, for the Rust State's attributes (``clusterstate.CoreState``).
 
 The Rust State reads like the pydantic one: each attribute is decoded from that field's JSON with
 the pydantic type of the same field, so ``rust_state.node_memory["n"]`` is a ``MemoryUsage``.

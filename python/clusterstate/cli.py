@@ -28,8 +28,7 @@ from typing import Literal, get_args
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from clusterstate._core import State as CoreState
-from clusterstate._core import apply_many
+from clusterstate._core import CoreState, apply_many
 from clusterstate.display import render
 from clusterstate.gatherers import GathererSettings
 from clusterstate.gatherers.local import append_local, gather_json, local_node_id, run_live, sample_local

@@ -10,14 +10,19 @@ use crate::depythonize::depythonize;
 use crate::errors::{decode_error, invalid};
 use crate::state::PyState;
 
-/// A State argument: the Rust `State`, or a pydantic `clusterstate.models.State` (converted through its JSON).
+/// A State argument: the Rust `CoreState`, or a pydantic `clusterstate.models.State` (converted through its JSON).
 pub fn state_arg(obj: &Bound<'_, PyAny>) -> PyResult<State> {
     if let Ok(state) = obj.cast::<PyState>() {
         return Ok(state.get().inner.clone());
     }
     let json = obj
         .call_method0(pyo3::intern!(obj.py(), "model_dump_json"))
-        .map_err(|_| invalid("state", format!("expected a State, got {}", type_name(obj))))?;
+        .map_err(|_| {
+            invalid(
+                "state",
+                format!("expected a CoreState or a clusterstate.State, got {}", type_name(obj)),
+            )
+        })?;
     let json = json
         .cast::<PyString>()
         .map_err(|_| invalid("state", "model_dump_json() did not return a str"))?;

@@ -1,4 +1,4 @@
-//! `clusterstate._core.State`: the Rust-owned, persistent State, read like the pydantic `State`.
+//! `clusterstate._core.CoreState`: the Rust-owned, persistent State, read like the pydantic `State`.
 
 use clusterstate_core::json::{self, Case};
 use clusterstate_core::{codec, State};
@@ -16,7 +16,7 @@ static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PYDANTIC_STATE: PyOnceLock<Py<pyo3::types::PyType>> = PyOnceLock::new();
 
 /// The cluster State held by the Rust core: immutable, structurally shared between versions.
-#[pyclass(frozen, name = "State", module = "clusterstate._core")]
+#[pyclass(frozen, name = "CoreState", module = "clusterstate._core")]
 pub struct PyState {
     pub inner: State,
 }
@@ -195,7 +195,7 @@ impl PyState {
 
     fn __repr__(&self) -> String {
         format!(
-            "State(last_event_applied_idx={}, nodes={}, edges={}, instances={}, runners={}, tasks={})",
+            "CoreState(last_event_applied_idx={}, nodes={}, edges={}, instances={}, runners={}, tasks={})",
             self.inner.last_event_applied_idx,
             self.inner.topology.len(),
             self.inner.topology.connections().count(),
