@@ -1,4 +1,4 @@
-"""The event log (``clusterstate.EventLog``, issue 4) against a pure-Python baseline writing the same frames.
+"""The event log (``clusterstate.EventLog``) against a pure-Python baseline writing the same frames.
 
 Scenarios (group names are the scenario; ``extra_info["impl"]`` says ``rust`` or ``python``):
 

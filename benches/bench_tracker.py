@@ -1,4 +1,4 @@
-"""``StalenessTracker.cycle`` over a 10,000-node State (target: ≤ 1 ms per cycle, targets.md).
+"""``StalenessTracker.cycle`` over a 10,000-node State (target: ≤ 1 ms per cycle).
 
 The State is built once from JSON: 10,000 nodes in the topology, 9,000 of them with an event index
 (1,000 are ghosts named only by topology edges, never heard from). Two such States alternate, one

@@ -1,9 +1,9 @@
-"""exo's acceptance cases (reference/exo-core.md §11) that concern events, State and topology.
+"""exo's acceptance cases (its own tests) that concern events, State and topology.
 
 Re-expressed on clusterstate's API: ``reference.apply`` with ``IndexedEvent{idx, origin, event}``,
 the immutable :class:`Topology` value (``with_node``/``with_connection``/``without_connection``/
 ``without_node`` for exo's ``add_node``/``add_connection``/``remove_connection``/``remove_node``),
-and ``EventIndexError`` where exo asserted. The "missing from the suite" cases of §11 follow the
+and ``EventIndexError`` where exo asserted. Cases exo's suite lacks follow the
 shipped ones. Expected values are written out by hand.
 """
 

@@ -1,4 +1,4 @@
-"""End-to-end determinism (issue 6): a whole cluster in memory, over a seeded lossy network.
+"""End-to-end determinism: a whole cluster in memory, over a seeded lossy network.
 
 Every node of a generated trace pushes its own events through a ``ProducerOutbox``; the network
 loses, copies, delays and reorders the envelopes, the master's acknowledgements, its broadcast and

@@ -1,4 +1,4 @@
-"""The event log (``clusterstate.EventLog``, issue 4): round trips, errors, recovery and fault injection.
+"""The event log (``clusterstate.EventLog``): round trips, errors, recovery and fault injection.
 
 Fault injection: the last segment cut at every byte offset of its last records reopens to the longest
 valid prefix (the cut bytes saved and a warning logged); a flipped bit in the middle raises

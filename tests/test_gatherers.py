@@ -169,7 +169,7 @@ def test_rates_follow_the_configured_intervals() -> None:
 
 
 def test_exo_schedules_give_exo_rates() -> None:
-    # Every periodic monitor of exo's table (exo-core.md §10) at its default schedule, for 10 virtual minutes.
+    # Every periodic monitor of exo's table at its default schedule, for 10 virtual minutes.
     clock = FakeClock()
     periodic = {name: s for name, s in DEFAULT_SCHEDULES.items() if name != "macmon" and s.interval_s is not None}
     samplers = {name: Recorder(clock, [MiscData(friendly_name=name)]) for name in periodic}

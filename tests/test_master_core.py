@@ -1,4 +1,4 @@
-"""The master's ingest path (``clusterstate.MasterCore``, issue 6): envelopes in, indexed events out.
+"""The master's ingest path (``clusterstate.MasterCore``): envelopes in, indexed events out.
 
 Envelopes are built from generated traces (one producer per node, per-node sequence numbers) and
 delivered in order, shuffled, duplicated and with gaps; the master must apply every event exactly
@@ -328,7 +328,7 @@ def test_only_the_master_disconnects_nodes(event: NodeDisconnected | NodeTimedOu
     assert_consistent(master, [*joined.broadcast, *result.broadcast])
 
 
-# The event log, the plan cycle, catch-up pages and reopening (issue 6, second slice).
+# The event log, the plan cycle, catch-up pages and reopening.
 
 
 def log_master(path: Path, session: tuple[str, int] = SESSION, **options: Any) -> MasterCore:

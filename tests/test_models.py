@@ -1,6 +1,6 @@
 """The pydantic models as a wire contract: exo's example payloads, tagged unions, legacy input, errors, topology.
 
-The JSON examples in ``tests/data`` come from reference/exo-core.md §2.4; expected values here are
+The JSON examples in ``tests/data`` are in exo's wire format (see tests/data/README.md); expected values here are
 written out by hand, never computed by the code under test.
 """
 
@@ -117,7 +117,7 @@ def double_tags(value: Any) -> list[str]:
     return found
 
 
-# --- exo's example payloads (exo-core.md §2.4) ---
+# --- exo's example payloads ---
 
 
 def test_forwarder_event_with_macmon_sample_decodes() -> None:
@@ -149,7 +149,7 @@ def test_forwarder_event_reencodes_identically_except_the_dropped_when() -> None
     original = source("forwarder_event_macmon.json")
     encoded = decode_forwarder_event(compact(original)).model_dump_json()
 
-    # The one deliberate change (DESIGN.md §2.1): no wall clock in events.
+    # The one deliberate change: no wall clock in events.
     when = ("event", "NodeGatheredInfo", "when")
     before, after = leaves(original), leaves(json.loads(encoded))
     assert set(before) - set(after) == {when}
@@ -541,7 +541,7 @@ def test_no_event_json_holds_a_tag_twice_in_a_row(forwarded: ForwarderEvent) -> 
     assert double_tags(json.loads(forwarded.model_dump_json())) == []
 
 
-# --- legacy and changed events (DESIGN.md §2) ---
+# --- legacy and changed events (docs/models.md) ---
 
 
 def test_legacy_node_timed_out_decodes_and_reencodes() -> None:

@@ -1,4 +1,4 @@
-"""The receiving side every node runs (``clusterstate.NodeCore``, issue 6): the broadcast in, the State kept.
+"""The receiving side every node runs (``clusterstate.NodeCore``): the broadcast in, the State kept.
 
 The master's broadcast is a generated trace's indexed events, delivered in order, shuffled, duplicated
 and with holes; the node must apply every event exactly once, in index order, and end with the State

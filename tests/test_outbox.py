@@ -1,4 +1,4 @@
-"""The producer side (``clusterstate.ProducerOutbox``, issue 6): numbering, keeping, resending, retargeting.
+"""The producer side (``clusterstate.ProducerOutbox``): numbering, keeping, resending, retargeting.
 
 Every envelope an outbox writes must be accepted by ``MasterCore.ingest``, and whatever the network does
 (loss, copies, reordering, lost acknowledgements) every pushed event must end applied exactly once, in push

@@ -1,4 +1,4 @@
-"""The reference reducer, rule by rule: exo-core.md §5.2/§5.3 and the changes of DESIGN.md §2.
+"""The reference reducer, rule by rule: exo's ``apply`` and clusterstate's changes (docs/models.md).
 
 Every expected value is written out by hand. Topology, RDMA mapping and bridge cycles live in
 ``test_reference_topology.py``.
@@ -537,7 +537,7 @@ def test_runner_deleted_drops_the_runner() -> None:
 
 
 def test_runner_deleted_missing_is_a_no_op_not_a_crash() -> None:
-    # exo asserts here (a crash); DESIGN §2.5 makes apply total.
+    # exo asserts here (a crash); clusterstate's apply is total.
     before = step(State(), RunnerStatusUpdated(runner_id=R1, runner_status=RunnerIdle()))
     after = step(before, RunnerDeleted(runner_id=R2))
     assert_only_idx_changed(before, after)
@@ -591,7 +591,7 @@ def test_download_progress_keyed_by_node_inside_the_payload() -> None:
 
 
 # ====================================================================================
-# NodeGatheredInfo, per info kind (exo-core §5.3)
+# NodeGatheredInfo, per info kind
 # ====================================================================================
 
 INFO_SAMPLES: dict[str, Any] = {
@@ -881,7 +881,7 @@ def test_disconnect_prunes_node_data_and_keeps_identity_and_work(make_event: Cal
     }
     # origin is None: the producers named inside advanced; the disconnected node is dropped.
     assert dumped["last_event_index_by_node"] == {"node-b": 14}
-    # Identities survive (exo #1493, DESIGN §2.4).
+    # Identities survive (as in exo since exo#1493).
     assert dumped["node_identities"] == {
         "node-a": {
             "model_id": "m",
@@ -966,7 +966,7 @@ def test_pass_through_with_origin_changes_only_the_indices(kind: str) -> None:
 
 
 # ====================================================================================
-# DESIGN §2.1: no wall clock
+# No wall clock
 # ====================================================================================
 
 
@@ -1047,7 +1047,7 @@ def test_replaying_twice_gives_equal_states_and_identical_json() -> None:
 
 
 # ====================================================================================
-# DESIGN §2.3: every event advances its producer's index
+# Every event advances its producer's index
 # ====================================================================================
 
 
@@ -1089,7 +1089,7 @@ def test_without_origin_events_naming_no_producer_advance_nobody(kind: str) -> N
 
 
 def test_origin_wins_over_the_node_named_inside() -> None:
-    # A sample relayed under another origin advances the envelope's origin (DESIGN §2.3).
+    # A sample relayed under another origin advances the envelope's origin.
     after = step(populated(), gathered(B, memory(1, 1)), origin=C)
     assert after.last_event_index_by_node == {A: 16, B: 11, C: 18, M: 14}
 
@@ -1102,7 +1102,7 @@ def test_a_busy_node_with_a_stalled_gatherer_stays_current() -> None:
 
 
 # ====================================================================================
-# DESIGN §2.5: totality
+# Totality
 # ====================================================================================
 
 

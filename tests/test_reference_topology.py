@@ -1,7 +1,7 @@
 """The reference reducer on the topology: edges, ghosts, RDMA mapping and Thunderbolt-bridge cycles.
 
-exo-core.md §5.2 (TopologyEdgeCreated/Deleted), §5.3 (RDMA mapping, bridge cycles), §12.2 items 7
-and 8, and DESIGN.md §2.6. Every expected value is written out by hand.
+exo's rules for TopologyEdgeCreated/Deleted, the RDMA mapping and bridge cycles, with clusterstate's
+canonical, always-recomputed cycles. Every expected value is written out by hand.
 """
 
 from __future__ import annotations
@@ -462,7 +462,7 @@ def test_rdma_edges_from_cable_reports_count() -> None:
     assert state.thunderbolt_bridge_cycles == []
 
 
-# --- recomputed whenever an input changes (DESIGN §2.6; exo only on bridge flips) ---
+# --- recomputed whenever an input changes (exo only on bridge flips) ---
 
 
 def test_recomputed_on_bridge_status_flip() -> None:

@@ -53,7 +53,7 @@ def test_strategies_cover_every_union_member(union: Any, by_kind: dict[type, Any
 
 
 def test_the_unions_have_exo_sizes() -> None:
-    # 19 exo events + NodeDisconnected; exo-core.md §3.3 and §4.4-4.5.
+    # 19 exo events + NodeDisconnected.
     assert len(cst.union_members(Event)) == 20
     assert len(cst.union_members(GatheredInfo)) == 11
     assert len(cst.union_members(Task)) == 10

@@ -216,7 +216,7 @@ def test_monitor_rates_match_their_intervals() -> None:
 
 @pytest.mark.parametrize(("mac_fraction", "low", "high"), [(1.0, 1.6, 1.85), (0.0, 1.1, 1.25)])
 def test_idle_rates_per_node_match_exo(mac_fraction: float, low: float, high: float) -> None:
-    # exo-core.md §13: about 1.8 events/s per idle Mac with macmon, 1.17 per Linux box.
+    # exo's measured idle rates: about 1.8 events/s per idle Mac with macmon, 1.17 per Linux box.
     config = TraceConfig(nodes=3, duration_s=300.0, seed=2, mac_fraction=mac_fraction, instances=0)
     samples = sum(1 for event in generate(config) if isinstance(event.event, NodeGatheredInfo))
     assert low <= samples / config.nodes / config.duration_s <= high

@@ -60,7 +60,7 @@ class EventIndexError(ClusterStateError, ValueError):
         self.got = got
 
 
-# The event log (issue 4). Each error also inherits the builtin a caller would catch for a file.
+# The event log. Each error also inherits the builtin a caller would catch for a file.
 
 
 class LogError(ClusterStateError):
@@ -122,7 +122,7 @@ class LogClosedError(LogError, ValueError):
     """The log was closed."""
 
 
-# The producer side (issue 6).
+# The producer side (``ProducerOutbox``).
 
 
 class OutboxFullError(ClusterStateError):
@@ -136,7 +136,7 @@ class OutboxFullError(ClusterStateError):
         self.capacity = capacity
 
 
-# The master's event log (``MasterCore``, issue 6): requests it cannot serve.
+# The master's event log (``MasterCore``): requests it cannot serve.
 
 
 class NoLogError(LogUsageError):

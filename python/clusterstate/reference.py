@@ -1,6 +1,6 @@
 """The pure-Python reducer: clusterstate's readable specification of ``apply``.
 
-It follows exo's ``apply`` (reference/exo-core.md §5) with the changes of DESIGN.md §2:
+It follows exo's ``apply`` (``src/exo/shared/apply.py``) with clusterstate's changes (docs/models.md):
 
 - every event advances its producer's entry in ``last_event_index_by_node`` (not only hardware
   samples): a node whose gatherer stalls while its runners work is alive;
@@ -256,7 +256,7 @@ def _merge_identity(state: State, node_id: NodeId, **fields: str) -> State:
 
 
 def _with_rdma_links(state: State, reporter: NodeId, links: Iterable[ThunderboltConnection]) -> Topology:
-    """exo's RDMA mapping (exo-core.md §5.3): cables reported by ``reporter`` become its RDMA out-edges.
+    """exo's RDMA mapping: cables reported by ``reporter`` become its RDMA out-edges.
 
     A cable is known by the controllers' domain UUIDs at both ends; it becomes an edge only once
     both UUIDs appear in some node's identifiers. If two nodes claim one UUID, the smaller node
@@ -281,7 +281,7 @@ def thunderbolt_bridge_cycles(
     bridges: Mapping[NodeId, ThunderboltBridgeStatus],
     networks: Mapping[NodeId, NodeNetworkInfo],
 ) -> list[list[NodeId]]:
-    """Loops of Macs with Thunderbolt Bridge enabled (they cause broadcast storms; exo-core.md §5.3).
+    """Loops of Macs with Thunderbolt Bridge enabled (they cause broadcast storms).
 
     The graph holds the bridge-enabled nodes of the topology and their edges that run over
     Thunderbolt: RDMA edges, and socket edges whose address is a Thunderbolt interface of an

@@ -1,7 +1,7 @@
 """Hardware gatherers: this machine's memory, disk, network and identity as ``NodeGatheredInfo`` events.
 
-Each monitor runs as an independent loop with its own interval and timeout (exo's rates,
-reference/exo-core.md §10; table in :mod:`clusterstate.gatherers.sources`); the
+Each monitor runs as an independent loop with its own interval and timeout (exo's rates;
+table in :mod:`clusterstate.gatherers.sources`); the
 :class:`Gatherer` isolates them from each other and from the event loop.
 
 Example:

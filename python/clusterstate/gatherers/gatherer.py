@@ -1,6 +1,6 @@
 """The Gatherer: runs every monitor of a node as its own loop and turns samples into events.
 
-Isolation is the point (exo-core.md §12.2 item 13: a 31-second ``system_profiler`` once starved
+Isolation is the point (in exo a 31-second ``system_profiler`` call starved
 the heartbeat): each monitor is a separate task with its own timeout, and a monitor that raises,
 hangs past its timeout or returns something that is not a valid ``GatheredInfo`` is logged,
 backed off (:class:`~clusterstate.gatherers.monitor.Backoff`) and retried, while the others keep

@@ -1,4 +1,4 @@
-"""Parsers of the macOS commands exo's monitors read (reference/exo-core.md §10), as pure functions.
+"""Parsers of the macOS commands exo's monitors read, as pure functions.
 
 Each takes a command's text output and returns models, so they are tested against recorded
 outputs (``tests/data/macos/``) on any platform. They raise :class:`MalformedOutputError` on output
@@ -91,7 +91,7 @@ _EN_DEVICE = re.compile(r"en\d+")
 
 
 def interface_types(ports: Iterable[HardwarePort]) -> dict[str, InterfaceType]:
-    """exo's typing of devices by hardware port name (exo-core.md §10, §5.3).
+    """exo's typing of devices by hardware port name.
 
     Wi-Fi → wifi; a name with Ethernet or LAN → ethernet; a name starting "Thunderbolt" →
     thunderbolt; then any ``enN`` device other than en0/en1 is downgraded to maybe_ethernet (the raw

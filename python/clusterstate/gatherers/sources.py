@@ -1,4 +1,4 @@
-"""The real monitors: what each one reads on this machine, at exo's rates (reference/exo-core.md §10).
+"""The real monitors: what each one reads on this machine, at exo's rates.
 
 | monitor | platforms | interval | timeout |
 |---|---|---|---|
@@ -102,7 +102,7 @@ DEFAULT_SCHEDULES: Mapping[str, Schedule] = {
     "disk": Schedule(30.0, 5.0),
     "node_config": Schedule(None, 5.0),
 }
-"""exo's rates (exo-core.md §10), by monitor name."""
+"""exo's rates, by monitor name."""
 
 
 def _default_models_dir() -> Path:

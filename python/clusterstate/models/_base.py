@@ -1,6 +1,6 @@
 """Model base classes and the externally tagged union convention shared by every model.
 
-exo's wire format (reference/exo-core.md §2): JSON, snake_case field names, and unions encoded
+exo's wire format: JSON, snake_case field names, and unions encoded
 as ``{"ClassName": {...fields...}}``. Dumps meant for people use camelCase aliases
 (``model_dump(by_alias=True)``); both spellings are accepted on input.
 """
@@ -120,7 +120,7 @@ def one_of_tags(*tags: str) -> AfterValidator:
     """Validator for a :data:`TaggedJson` payload whose single tag must be one of ``tags``.
 
     Used for inference payloads the reducer never reads (generation chunks, shard metadata), so
-    exo's full payloads round-trip unchanged while the Rust types stay small (DESIGN.md §2).
+    exo's full payloads round-trip unchanged while the Rust types stay small.
     """
     allowed = frozenset(tags)
 

@@ -1,4 +1,4 @@
-"""Events and their envelopes (reference/exo-core.md §3), with clusterstate's changes (DESIGN.md §2).
+"""Events and their envelopes, with clusterstate's changes to exo's (docs/models.md).
 
 Changes from exo, on purpose:
 - ``NodeGatheredInfo`` has no ``when``: no wall clock in events. A legacy ``when`` is accepted on
@@ -232,7 +232,7 @@ class ForwarderEvent(CamelCaseModel):
 
 
 def origin_node(indexed: IndexedEvent) -> NodeId | None:
-    """The node whose liveness this event proves (DESIGN.md §2.3).
+    """The node whose liveness this event proves: every event counts, not only samples.
 
     The envelope's ``origin`` when present; otherwise (exo-shaped input) the producer named inside
     the event: the sampled node, the downloading node, or the source of a reachability edge. An

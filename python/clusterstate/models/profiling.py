@@ -1,6 +1,6 @@
 """Per-node hardware information: the payloads of ``NodeGatheredInfo`` and the State maps they fill.
 
-Mirrors exo's ``types/profiling.py`` and ``types/thunderbolt.py`` (reference/exo-core.md §3.3, §4.2).
+Mirrors exo's ``types/profiling.py`` and ``types/thunderbolt.py``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class ThunderboltBridgeStatus(CamelCaseModel):
     service_name: str | None = None
 
 
-# --- the GatheredInfo union: one sample of one monitor (exo-core.md §10) ---
+# --- the GatheredInfo union: one sample of one monitor ---
 
 
 class MacmonMetrics(TaggedModel):

@@ -1,4 +1,4 @@
-"""The cluster State (reference/exo-core.md §4.1) with clusterstate's changes (DESIGN.md §2).
+"""The cluster State with clusterstate's changes to exo's (docs/models.md).
 
 ``last_seen`` (wall-clock times) is replaced by ``last_event_index_by_node``: the global index of
 the last event each node produced, so replaying the log rebuilds it exactly.
@@ -40,7 +40,7 @@ NODE_MAPS = (
     "node_thunderbolt_bridge",
     "node_rdma_ctl",
 )
-"""Per-node fields dropped when a node disconnects (``node_identities`` survives, DESIGN.md §2.4)."""
+"""Per-node fields dropped when a node disconnects (``node_identities`` survives: a rejoining node keeps its name)."""
 
 
 class State(CamelCaseModel):

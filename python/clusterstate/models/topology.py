@@ -1,4 +1,4 @@
-"""The cluster topology: which node can reach which, and how (reference/exo-core.md §4.3).
+"""The cluster topology: which node can reach which, and how.
 
 A directed multigraph over node ids whose edges are socket reachability (``SocketConnection``)
 or Thunderbolt RDMA links (``RDMAConnection``). Parallel edges between one ordered pair are

@@ -1,4 +1,4 @@
-"""The work placed on the cluster: instances, runners, downloads and tasks (exo-core.md §4.4, §4.5).
+"""The work placed on the cluster: instances, runners, downloads and tasks.
 
 The reducer reads only ids, statuses, error fields and the node a download belongs to. Inference
 payloads it never looks inside (shard metadata and model cards, task parameters, download

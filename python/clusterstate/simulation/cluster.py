@@ -4,7 +4,7 @@ Simulated time only: the whole run is computed up front as a list of :class:`Del
 the order the master indexes them; detectors then consume that one stream, so all three see exactly
 the same events at the same times.
 
-Each node runs exo's info gatherer (reference/exo-core.md §10): one loop per monitor, gather → send
+Each node runs exo's info gatherer: one loop per monitor, gather → send
 → sleep its interval, starting at a seeded phase. Half the nodes (rounded up, node 0 first) are Mac
 Studios with macmon (1 s metrics, Thunderbolt every 5 s plus the time ``system_profiler`` takes,
 bridge/RDMA/interfaces every 10 s, disk every 30 s, name and static info every 60 s: ≈1.8 events/s),

@@ -1,12 +1,12 @@
 """The three liveness detectors compared by the simulation, each the plan loop of its own master.
 
-- :class:`WallClockDetector`: exo's ``last_seen > 30 s`` rule (reference/exo-core.md §6.5), with its
-  apply-before-stamp quirk (§12.2 item 1): the master applies a ``NodeGatheredInfo`` before it
+- :class:`WallClockDetector`: exo's ``last_seen > 30 s`` rule (``Master._plan``), with its
+  apply-before-stamp quirk: the master applies a ``NodeGatheredInfo`` before it
   overwrites ``when`` with its own clock, so the master's ``last_seen[node]`` is the *worker's* clock
   at sending, and the plan loop compares it with the *master's* clock. Only hardware samples count.
   Its bookkeeping is a dict ``node → last_seen`` updated per sample, standing in for exo's State
   field; a decision removes the node's entry (as applying ``NodeTimedOut`` did) until its next sample.
-- :class:`FirstProposalDetector`: the first event-index proposal. Its master indexes events into a
+- :class:`FirstProposalDetector`: the index rule first proposed for exo (exo#1451). Its master indexes events into a
   ``CoreState`` through the real reducer, but without the envelope's ``origin``: the reducer then
   falls back to the producer named inside the event, which makes only ``NodeGatheredInfo`` advance
   a node (no topology edges happen in these scenarios). Each cycle snapshots

@@ -298,7 +298,7 @@ def _link_local(rng: random.Random, zone: str) -> str:
 def _interfaces(
     rng: random.Random, is_mac: bool, lan_ip: str, bridge_ip: str | None
 ) -> tuple[NetworkInterfaceInfo, ...]:
-    """What psutil.net_if_addrs() shows, typed the way exo's gatherer types it (exo-core.md §10)."""
+    """What psutil.net_if_addrs() shows, typed the way exo's gatherer types it."""
     if not is_mac:
         # On Linux exo types every interface "unknown".
         return (

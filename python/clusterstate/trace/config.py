@@ -1,7 +1,7 @@
 """The knobs of a generated trace.
 
 Every default describes a small, mostly idle home-lab cluster like the ones exo runs on
-(reference/exo-core.md §13): half Mac Studios cabled in Thunderbolt rings, half Linux boxes, one
+(exo's measured idle rates): half Mac Studios cabled in Thunderbolt rings, half Linux boxes, one
 model instance serving a trickle of chat requests. A trace is a pure function of its config.
 """
 

@@ -1,4 +1,4 @@
-"""Each node's download coordinator (reference/exo-core.md §7.3): ``NodeDownloadProgress`` events.
+"""Each node's download coordinator: ``NodeDownloadProgress`` events.
 
 A download reports ``DownloadPending``, then ``DownloadOngoing`` once a second (exo throttles
 progress to 1/s per model), then ``DownloadCompleted``; a shard whose files are already on disk

@@ -1,4 +1,4 @@
-"""The simulated master's plan loop (reference/exo-core.md §6.5, DESIGN.md §4), reduced to what a
+"""The simulated master's plan loop (exo's ``Master._plan``, docs/liveness.md), reduced to what a
 trace needs.
 
 Every plan period (first pass at once) the master:

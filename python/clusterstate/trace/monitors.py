@@ -1,4 +1,4 @@
-"""Each node's info gatherer: one loop per monitor at exo's rates (reference/exo-core.md §10).
+"""Each node's info gatherer: one loop per monitor at exo's rates.
 
 A monitor samples, emits one ``NodeGatheredInfo`` per sample, then sleeps its interval, so its
 period is the interval plus the time the sample took (system_profiler takes a while; macmon

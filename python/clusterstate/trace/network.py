@@ -1,4 +1,4 @@
-"""Each worker's reachability sweep (reference/exo-core.md §7.4): the socket edges of the topology.
+"""Each worker's reachability sweep: the socket edges of the topology.
 
 Every sweep, a node probes ``http://<ip>:52415/node_id`` on every IP of every other node that
 the State shows in the topology with network interfaces. A reply from the expected node confirms

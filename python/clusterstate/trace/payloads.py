@@ -1,5 +1,5 @@
 """exo-shaped JSON payloads the reducer carries opaquely: model cards, shard metadata, download
-progress, text-generation parameters and token chunks (reference/exo-core.md §3.3, §4.4, §4.5).
+progress, text-generation parameters and token chunks.
 
 They are built as exo writes them (snake_case, every field present, ``null`` for unset values)
 so that traces have realistic sizes and decode costs.

@@ -1,4 +1,4 @@
-"""One model instance's life (reference/exo-core.md §4.4, §4.5, §7.1): placement, runners, tasks
+"""One model instance's life: placement, runners, tasks
 and generation.
 
 The master places an instance over some nodes. Each node's worker then creates a runner and

@@ -10,7 +10,7 @@
 //! - [`codec`]: bytes to types with a [`DecodeError`], types to pydantic's bytes; [`json`]: the float layout and
 //!   opaque payloads; [`case`]: the camelCase (`by_alias=True`) form.
 //! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`], [`CoreError`].
-//! - [`liveness`]: the [`StalenessTracker`] (event-index liveness, DESIGN.md §4).
+//! - [`liveness`]: the [`StalenessTracker`] (event-index liveness, `docs/liveness.md`).
 //! - [`log`]: the crash-safe event log: checksummed segments, recovery, snapshots, replay (`docs/log-format.md`).
 //! - [`master`]: the master's ingest path: [`master::LocalEnvelope`] bytes resequenced per producer, indexed and
 //!   applied by [`master::MasterCore`] (`docs/master.md`).

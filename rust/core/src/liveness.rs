@@ -1,4 +1,4 @@
-//! The staleness tracker: liveness decided by whether a node's event index advances (DESIGN.md §4).
+//! The staleness tracker: liveness decided by whether a node's event index advances (`docs/liveness.md`).
 //!
 //! The master calls [`StalenessTracker::cycle`] once per plan cycle (period `T`) with its current [`State`]. The
 //! tracker is master-local bookkeeping, not event-sourced: it remembers, for every node the State knows (in the

@@ -1,4 +1,4 @@
-//! The staleness tracker's exact rule (DESIGN.md §4, docs/liveness.md), cycle by cycle.
+//! The staleness tracker's exact rule (docs/liveness.md), cycle by cycle.
 
 use clusterstate_core::liveness::{CycleKind, Staleness, StalenessTracker, TrackerError};
 use clusterstate_core::{apply, IndexedEvent, NodeId, State};

@@ -1,4 +1,4 @@
-//! The event log (issue 4): round trips, durability bookkeeping, recovery from torn tails and damage, random
+//! The event log: round trips, durability bookkeeping, recovery from torn tails and damage, random
 //! access, snapshots and replay, on the golden traces of `tests/data/golden/`.
 
 use std::fs::{self, OpenOptions};

@@ -1,4 +1,4 @@
-//! `clusterstate._core.EventLog`: the crash-safe event log of `clusterstate-core` (issue 4).
+//! `clusterstate._core.EventLog`: the crash-safe event log of `clusterstate-core`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

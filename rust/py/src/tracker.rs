@@ -77,7 +77,7 @@ impl PyNodeStaleness {
     }
 }
 
-/// Decides which nodes are gone from whether their event index advances (DESIGN.md §4, docs/liveness.md).
+/// Decides which nodes are gone from whether their event index advances (docs/liveness.md).
 #[pyclass(name = "StalenessTracker", module = "clusterstate._core")]
 pub struct PyStalenessTracker {
     inner: StalenessTracker,

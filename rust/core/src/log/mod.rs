@@ -1,4 +1,4 @@
-//! A crash-safe, append-only log of indexed events in a directory, with snapshots and fast replay (issue 4).
+//! A crash-safe, append-only log of indexed events in a directory, with snapshots and fast replay.
 //!
 //! - Records are framed with their length, idx and two CRC32Cs ([`format`](mod@format)); the payload is the
 //!   event's canonical JSON (`codec::encode(event, Case::Snake)`), the exo-compatible wire form. Segment files are

@@ -21,7 +21,7 @@ use crate::log::format::MAX_PAYLOAD;
 use crate::log::{EventLog, LogError};
 use crate::state::State;
 
-/// A producer's id: one per event source instance (a fresh one after every restart, exo-core.md §12.3), so that
+/// A producer's id: one per event source instance (a fresh one after every restart), so that
 /// its sequence numbers restart at 0 without being taken for stale copies of the old instance's events.
 pub type ProducerId = Arc<str>;
 

@@ -1,7 +1,7 @@
-//! The master's ingest path (issue 6, first slice): local-event envelopes in, indexed and applied global events out.
+//! The master's ingest path: local-event envelopes in, indexed and applied global events out.
 //!
 //! - [`LocalEnvelope`]: what a producer sends the master (documented in `docs/master.md`).
-//! - [`Resequencer`]: one producer's bounded, total reordering buffer (exo's `OrderedBuffer`, exo-core.md §6.6).
+//! - [`Resequencer`]: one producer's bounded, total reordering buffer (exo's `OrderedBuffer`).
 //! - [`MasterCore`]: session, State, next global index, one buffer per producer, [`Counters`], the staleness
 //!   tracker, optionally the event log.
 //! - [`Outbox`]: the producer side: one producer instance's sequencer, kept until acknowledged, resent when due.

@@ -19,7 +19,7 @@
 //! resend early.
 //!
 //! A producer id belongs to one producer *instance* ([`new_producer_id`]): a restarted producer takes a fresh id
-//! and numbers from 0 again, which the master cannot confuse with the old instance's numbers (exo-core.md §12.3).
+//! and numbers from 0 again, which the master cannot confuse with the old instance's numbers.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,4 @@
-//! [`Resequencer`]: one producer's reordering buffer, exo's `OrderedBuffer` (exo-core.md §6.6) made total.
+//! [`Resequencer`]: one producer's reordering buffer, exo's `OrderedBuffer` (`src/exo/utils/event_buffer.py`) made total.
 //!
 //! Items arrive with the producer's sequence number (`0, 1, 2, ...`) in any order, possibly duplicated; they are
 //! released strictly in sequence, each exactly once. Where exo drops stale items silently, asserts on a conflicting
