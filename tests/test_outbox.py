@@ -86,6 +86,7 @@ def test_push_numbers_events_into_envelopes() -> None:
         "pushed": 3,
         "sent": 3,
         "resent": 0,
+        "resent_missing": 0,
         "retargeted": 0,
         "dropped_on_retarget": 0,
         "acknowledged": 0,
@@ -159,6 +160,25 @@ def test_resend_is_by_age_with_backoff() -> None:
     assert box.due(1000.0) == [e1]  # an acknowledged envelope is never resent
     assert box.counters["resent"] == 6
     assert box.counters["sent"] == 2
+
+
+def test_the_master_reports_a_gap_and_the_outbox_resends_it_at_once() -> None:
+    master = MasterCore(SESSION)
+    box = outbox(resend_after=2.0, max_resend_after=5.0)
+    e0, e1, e2 = (box.push(test_event(f"e{i}"), now=0.0) for i in range(3))
+    result = master.ingest([e2, e1])  # e0 lost
+    assert (result.broadcast, result.acknowledged, result.missing) == ([], [], [("p", 0, 2)])
+    assert box.resend_missing([("q", 0, 2)], now=0.1) == []  # another producer's report
+    assert box.resend_missing(result.missing, now=0.1, session=("master", 0)) == []  # another session's
+    assert box.resend_missing(result.missing, now=0.1) == [e0]  # at once, not 2 s after its send
+    assert box.resend_missing(result.missing, now=0.2, session=SESSION) == []  # answered already
+    result = master.ingest([e0])
+    assert result.missing == []
+    assert test_ids(result.broadcast) == ["e0", "e1", "e2"]
+    assert box.acknowledge(result.acknowledged) == 3
+    assert (box.counters["resent_missing"], box.counters["resent"]) == (1, 0)
+    with pytest.raises(TypeError, match="missing report 1"):
+        box.resend_missing([("p", 0, 1), ("p", -1, 1)], now=1.0)
 
 
 def test_a_bad_clock_counts_as_no_time_passed() -> None:

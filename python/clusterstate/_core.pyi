@@ -371,6 +371,13 @@ class IngestResult:
     def rejected(self) -> list[tuple[int, _RejectReason]]:
         """`(position in the batch, reason)` of every refused envelope (never applied)."""
 
+    @property
+    def missing(self) -> list[tuple[str, int, int]]:
+        """`(producer, missing, held)` for every producer heard from in the batch (in the order first
+        heard) whose events wait behind a gap after it: the first sequence number the master needs and
+        the highest one it holds. Send them back with the acknowledgements
+        (`ProducerOutbox.resend_missing`)."""
+
 @final
 class CycleResult:
     """What one `MasterCore.plan_cycle` call did."""
@@ -587,9 +594,10 @@ class ProducerOutbox:
     `node_id` to the master of `session` (a `(master_node_id, election_clock)` pair or an object with
     those attributes), keeps each until the master acknowledges it, and resends it when its last send
     is `resend_after` (default 2) seconds old, doubling that envelope's interval at each resend up to
-    `max_resend_after` (default 30). At most `capacity` (default 65536) envelopes wait. Time is the
-    caller's `now` (seconds, any monotonic clock): a `now` that is not finite or earlier than one
-    already seen counts as no time passed. A restarted producer takes a fresh id (`ProducerOutbox.new_producer_id`).
+    `max_resend_after` (default 5: keep it well below the staleness tracker's period, docs/master.md).
+    At most `capacity` (default 65536) envelopes wait. Time is the caller's `now` (seconds, any
+    monotonic clock): a `now` that is not finite or earlier than one already seen counts as no time
+    passed. A restarted producer takes a fresh id (`ProducerOutbox.new_producer_id`).
 
     Raises:
         clusterstate.errors.DecodeError: `session` is not a session.
@@ -645,6 +653,26 @@ class ProducerOutbox:
         """The envelopes to resend at `now`, lowest sequence number first: those whose last send is at
         least their resend interval old. Each one's interval doubles, up to `max_resend_after`."""
 
+    def resend_missing(
+        self,
+        missing: Iterable[tuple[str, int, int]],
+        *,
+        now: float,
+        session: tuple[str, int] | models.SessionId | None = None,
+    ) -> list[bytes]:
+        """The envelopes to resend at once because the master reports them missing.
+
+        `missing` are `(producer, missing, held)` triples as `IngestResult.missing` gives them (other
+        producers' are skipped). A pending envelope `missing` is returned if its last send came before
+        the last send of `held`: the master received something sent after that copy. A report answered
+        already, or whose `held` is acknowledged, resends nothing. Each one returned counts as sent at
+        `now` (counted `resent_missing`); its backoff interval is unchanged. With `session`, the reports
+        are taken only if it is still this outbox's session.
+
+        Raises:
+            TypeError: an item is not a `(str, int, int)` triple of non-negative ints (nothing resent).
+        """
+
     def retarget(self, session: tuple[str, int] | models.SessionId) -> list[bytes]:
         """Address the master of a new `session` (an election): the pending envelopes renumbered from 0,
         re-stamped with `session`, all returned to send now; later pushes continue the numbering.
@@ -678,5 +706,5 @@ class ProducerOutbox:
 
     @property
     def counters(self) -> dict[str, int]:
-        """Running totals: pushed, sent, resent, retargeted, dropped_on_retarget, acknowledged,
+        """Running totals: pushed, sent, resent, resent_missing, retargeted, dropped_on_retarget, acknowledged,
         ignored_acks, refused_full, and the pending gauge."""

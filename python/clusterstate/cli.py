@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -41,6 +42,8 @@ __all__ = ["demo_config", "fold_with_progress", "main"]
 Reducer = Literal["rust", "reference"]
 
 _PIPE_WIDTH = 160
+_MAX_LOSS = 0.9
+"""The highest loss or hold-back rate ``simulate --loss`` / ``--reorder`` takes."""
 _LOCAL_DEADLINE_S = 2.0
 """How long ``demo`` waits for this machine's sample (a slow monitor is left out, the demo stays fast)."""
 
@@ -136,7 +139,34 @@ def _gather(args: argparse.Namespace) -> int:
     return 0 if result.events else 1
 
 
+def _simulate_lossy(args: argparse.Namespace) -> int:
+    from clusterstate.simulation.lossy import LOSS_SWEEP, LossyConfig, lossy_markdown, lossy_table, run_lossy
+
+    rates = args.loss or list(LOSS_SWEEP)
+    for flag, values in (("--loss", rates), ("--reorder", [args.reorder])):
+        if not all(math.isfinite(value) and 0.0 <= value <= _MAX_LOSS for value in values):
+            print(f"clusterstate simulate: {flag} must be a number in [0, {_MAX_LOSS}]", file=sys.stderr)
+            return 2
+    try:
+        configs = [
+            LossyConfig(loss=rate, reorder=args.reorder, seed=args.seed, duration_s=args.duration) for rate in rates
+        ]
+    except ValueError as error:
+        print(f"clusterstate simulate: {error}", file=sys.stderr)
+        return 2
+    results = [run_lossy(config) for config in configs]
+    console = _stdout_console()
+    lossy_table(results, console)
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "liveness-lossy.md").write_text(lossy_markdown(results), encoding="utf-8")
+    console.print(f"table: {output / 'liveness-lossy.md'}")
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
+    if args.loss is not None:
+        return _simulate_lossy(args)
     from clusterstate.simulation import SimulationConfig, simulate  # only this command needs it
     from clusterstate.simulation.report import markdown_table, plot, tables
 
@@ -217,6 +247,17 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=600.0, help="simulated seconds per scenario, >= 600 (default: 600)"
     )
     sim.add_argument("--output", default=".", metavar="DIR", help="where to save the plot and table (default: .)")
+    sim.add_argument(
+        "--loss",
+        type=float,
+        nargs="*",
+        metavar="P",
+        help="instead of the scenarios, run 5 producers' outboxes and the master over a channel losing each P of "
+        "what is sent (default sweep: 0 0.1 0.2 0.3); saves DIR/liveness-lossy.md",
+    )
+    sim.add_argument(
+        "--reorder", type=float, default=0.3, help="with --loss: chance an item in flight is held back a tick (0.3)"
+    )
     sim.set_defaults(run=_simulate)
     return parser
 

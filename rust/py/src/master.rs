@@ -60,6 +60,10 @@ pub struct PyIngestResult {
     acknowledged: Vec<(String, u64)>,
     #[pyo3(get)]
     rejected: Vec<(usize, &'static str)>,
+    /// `(producer, missing, held)` for every producer heard from whose events wait behind a gap: send it back with
+    /// the acknowledgements (`ProducerOutbox.resend_missing`).
+    #[pyo3(get)]
+    missing: Vec<(String, u64, u64)>,
 }
 
 #[pymethods]
@@ -72,10 +76,11 @@ impl PyIngestResult {
 
     fn __repr__(&self) -> String {
         format!(
-            "IngestResult(broadcast={} events, acknowledged={}, rejected={:?})",
+            "IngestResult(broadcast={} events, acknowledged={}, rejected={:?}, missing={:?})",
             self.broadcast.len(),
             self.acknowledged.len(),
-            self.rejected
+            self.rejected,
+            self.missing
         )
     }
 }
@@ -93,6 +98,11 @@ impl PyIngestResult {
                 .rejected
                 .into_iter()
                 .map(|(position, reason)| (position, reason.as_str()))
+                .collect(),
+            missing: outcome
+                .missing
+                .into_iter()
+                .map(|gap| (gap.producer.to_string(), gap.missing, gap.held))
                 .collect(),
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clusterstate_core::events::Event;
-use clusterstate_core::master::{new_producer_id, Outbox, OutboxError, OutboxOptions};
+use clusterstate_core::master::{new_producer_id, Gap, Outbox, OutboxError, OutboxOptions, ProducerId};
 use clusterstate_core::NodeId;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -57,6 +57,27 @@ fn acks_arg(acks: &Bound<'_, PyAny>, producer: &str) -> PyResult<Vec<u64>> {
         seqs.push(seq.extract::<u64>().unwrap_or(u64::MAX));
     }
     Ok(seqs)
+}
+
+/// This producer's reports among `missing` (`(producer, missing, held)` triples, as `IngestResult.missing` gives
+/// them), all converted before any is used, so a bad item changes nothing.
+fn gaps_arg(missing: &Bound<'_, PyAny>, producer: &ProducerId) -> PyResult<Vec<Gap>> {
+    let mut gaps = Vec::new();
+    for (position, item) in missing.try_iter()?.enumerate() {
+        let (origin, missing, held): (String, u64, u64) = item?.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "missing report {position} is not a (producer, missing, held) triple of a str and two ints >= 0"
+            ))
+        })?;
+        if *origin == **producer {
+            gaps.push(Gap {
+                producer: producer.clone(),
+                missing,
+                held,
+            });
+        }
+    }
+    Ok(gaps)
 }
 
 fn bytes_list<'py>(py: Python<'py>, envelopes: &[Vec<u8>]) -> PyResult<Bound<'py, PyList>> {
@@ -144,6 +165,25 @@ impl PyProducerOutbox {
         bytes_list(py, &envelopes)
     }
 
+    /// Resend at once what the master reports missing (`IngestResult.missing`: only this producer's reports
+    /// count): each missing pending envelope the master has since received a later send than. With `session`,
+    /// only if it is still this outbox's session.
+    #[pyo3(signature = (missing, *, now, session = None))]
+    fn resend_missing<'py>(
+        &mut self,
+        py: Python<'py>,
+        missing: &Bound<'py, PyAny>,
+        now: f64,
+        session: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let gaps = gaps_arg(missing, self.inner.producer())?;
+        let envelopes = match session {
+            Some(session) => self.inner.resend_missing_from(&session_arg(session)?, &gaps, now),
+            None => self.inner.resend_missing(&gaps, now),
+        };
+        bytes_list(py, &envelopes)
+    }
+
     /// Address the master of a new `session`: the pending envelopes renumbered from 0, all to send now.
     fn retarget<'py>(&mut self, py: Python<'py>, session: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let session = session_arg(session)?;
@@ -191,6 +231,7 @@ impl PyProducerOutbox {
             ("pushed", counters.pushed),
             ("sent", counters.sent),
             ("resent", counters.resent),
+            ("resent_missing", counters.resent_missing),
             ("retargeted", counters.retargeted),
             ("dropped_on_retarget", counters.dropped_on_retarget),
             ("acknowledged", counters.acknowledged),

@@ -1,7 +1,7 @@
 //! [`MasterCore`]: the master's ingest path from [`LocalEnvelope`] bytes to indexed, logged, applied, broadcastable
 //! events; its plan cycle (staleness → `NodeDisconnected`), catch-up pages and reopening from its log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -95,6 +95,22 @@ pub struct IngestOutcome {
     pub acknowledged: Vec<(ProducerId, u64)>,
     /// `(position in the batch, reason)` of every refused envelope.
     pub rejected: Vec<(usize, RejectReason)>,
+    /// For every producer heard from in the batch (in the order first heard) whose events wait behind a gap after
+    /// it: the first sequence number the master is missing, to send back with the acknowledgements so that the
+    /// producer resends it at once ([`Outbox::resend_missing`](super::Outbox::resend_missing)).
+    pub missing: Vec<Gap>,
+}
+
+/// A producer's first missing sequence number, as [`IngestOutcome::missing`] reports it: the master holds
+/// `held` (its highest buffered number), so every copy of `missing` sent before `held` was lost or overtaken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// The producer whose events wait.
+    pub producer: ProducerId,
+    /// The sequence number the master needs next (every lower one is released).
+    pub missing: u64,
+    /// The highest sequence number the master holds behind the gap.
+    pub held: u64,
 }
 
 /// What one [`MasterCore::plan_cycle`] did.
@@ -163,6 +179,21 @@ struct Staged {
     encoded: Vec<Vec<u8>>,
     /// The acknowledgement each staged event is owed (`None` for the master's own events).
     acks: Vec<Option<(ProducerId, u64)>>,
+}
+
+/// The producers heard from in one batch, in the order first heard.
+#[derive(Default)]
+struct ProducersHeard {
+    seen: HashSet<ProducerId>,
+    order: Vec<ProducerId>,
+}
+
+impl ProducersHeard {
+    fn insert(&mut self, producer: &ProducerId) {
+        if self.seen.insert(producer.clone()) {
+            self.order.push(producer.clone());
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -437,6 +468,7 @@ impl MasterCore {
         let mut outcome = IngestOutcome::default();
         let mut staged = Staged::default();
         let mut reacknowledged = Vec::new();
+        let mut heard = ProducersHeard::default();
         for (position, bytes) in batch.iter().enumerate() {
             self.counters.ingested += 1;
             let envelope = match decode_envelope(bytes.as_ref()) {
@@ -468,6 +500,7 @@ impl MasterCore {
                 self.refuse(&mut outcome, position, RejectReason::Spoofed);
                 continue;
             }
+            heard.insert(&envelope.origin);
             let offered = producer
                 .buffer
                 .offer(envelope.origin_idx, (envelope.event, envelope.node_id));
@@ -492,6 +525,7 @@ impl MasterCore {
             }
         }
         let failure = self.commit(staged, &mut outcome.broadcast, &mut outcome.acknowledged);
+        outcome.missing = self.gaps(heard.order);
         match failure {
             None => {
                 outcome.acknowledged.extend(reacknowledged);
@@ -543,6 +577,23 @@ impl MasterCore {
             None => Ok(outcome),
             Some((error, _)) => Err(Box::new(LogFailure { error, done: outcome })),
         }
+    }
+
+    /// The gap of each of `producers` that has events waiting behind one.
+    fn gaps(&self, producers: Vec<ProducerId>) -> Vec<Gap> {
+        producers
+            .into_iter()
+            .filter_map(|producer| {
+                let buffer = &self.producers.get(&producer)?.buffer;
+                let missing = buffer.gap()?;
+                let held = buffer.highest()?;
+                Some(Gap {
+                    producer,
+                    missing,
+                    held,
+                })
+            })
+            .collect()
     }
 
     fn refuse(&mut self, outcome: &mut IngestOutcome, position: usize, reason: RejectReason) {

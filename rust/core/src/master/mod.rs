@@ -38,7 +38,7 @@ mod resequence;
 pub use counters::{Counters, RejectReason};
 pub use error::{LogFailure, MasterError};
 pub use ingest::{
-    CycleOutcome, IngestOutcome, LocalEnvelope, MasterCore, MasterOptions, ProducerId, DEFAULT_CAPACITY, MAX_PAGE,
+    CycleOutcome, Gap, IngestOutcome, LocalEnvelope, MasterCore, MasterOptions, ProducerId, DEFAULT_CAPACITY, MAX_PAGE,
 };
 pub use outbox::{new_producer_id, Outbox, OutboxCounters, OutboxError, OutboxOptions};
 pub use recent::{event_id, RecentIds, DEFAULT_DEDUP_WINDOW};

@@ -10,6 +10,9 @@
 //! - [`Outbox::due`] returns the envelopes whose last send is older than their resend interval, each resend doubling
 //!   that envelope's interval up to a cap (exponential backoff: a master that is down is not flooded, and a single
 //!   lost envelope is not resent with every unacknowledged one);
+//! - [`Outbox::resend_missing`] answers the master's report of the first sequence number it is missing
+//!   ([`Gap`]): that envelope is resent at once, without waiting out its backoff, since every later event of the
+//!   producer waits for it in the master's resequencing buffer (and the staleness tracker sees no advance meanwhile);
 //! - [`Outbox::retarget`] follows an election: the new master knows nothing of this producer, so the pending
 //!   envelopes are renumbered from 0 under the new session and sent at once.
 //!
@@ -25,7 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::ingest::{LocalEnvelope, ProducerId};
+use super::ingest::{Gap, LocalEnvelope, ProducerId};
 use crate::codec;
 use crate::error::DecodeError;
 use crate::events::{Event, SessionId};
@@ -45,7 +48,12 @@ pub fn new_producer_id(node_id: &str) -> ProducerId {
 pub struct OutboxOptions {
     /// Seconds after its first send an unacknowledged envelope is resent (default 2).
     pub resend_after_s: f64,
-    /// The cap of an envelope's resend interval, which doubles at every resend (default 30).
+    /// The cap of an envelope's resend interval, which doubles at every resend (default 5).
+    ///
+    /// Keep it well below the staleness tracker's period `T` (default 10 s): a producer whose last event is lost
+    /// and that pushes nothing after it (so the master sees no gap to report) gets that event through only by
+    /// these resends, and the master's detection window for it starts when it arrives. With the default, every
+    /// pending envelope is sent at least twice per period.
     pub max_resend_after_s: f64,
     /// Unacknowledged envelopes kept at most; a push beyond it is refused with [`OutboxError::Full`] (default 65 536).
     pub capacity: usize,
@@ -55,7 +63,7 @@ impl Default for OutboxOptions {
     fn default() -> Self {
         Self {
             resend_after_s: 2.0,
-            max_resend_after_s: 30.0,
+            max_resend_after_s: 5.0,
             capacity: 65_536,
         }
     }
@@ -150,6 +158,8 @@ pub struct OutboxCounters {
     pub sent: u64,
     /// Envelopes returned again by `due`.
     pub resent: u64,
+    /// Envelopes returned again by `resend_missing` (the master reported them missing).
+    pub resent_missing: u64,
     /// Envelopes renumbered and returned by `retarget` (sends to a new master).
     pub retargeted: u64,
     /// Master-only events (`NodeDisconnected`, `NodeTimedOut`) dropped by `retarget` because the new session's
@@ -174,6 +184,8 @@ struct Pending {
     bytes: Vec<u8>,
     /// When it was last sent; `None` if no valid time had been seen yet (then the next valid time counts as it).
     last_sent: Option<f64>,
+    /// The outbox's send count at its last send: orders sends that happen at the same `now`.
+    send_no: u64,
     /// How old its last send must be before it is resent.
     interval: f64,
 }
@@ -189,6 +201,8 @@ pub struct Outbox {
     pending: BTreeMap<u64, Pending>,
     /// The latest valid `now` seen (`None` before the first one).
     clock: Option<f64>,
+    /// Envelopes sent so far (first sends and resends): the `send_no` of the next send.
+    sends: u64,
     counters: OutboxCounters,
 }
 
@@ -210,6 +224,7 @@ impl Outbox {
             next_seq: 0,
             pending: BTreeMap::new(),
             clock: None,
+            sends: 0,
             counters: OutboxCounters::default(),
         })
     }
@@ -265,6 +280,13 @@ impl Outbox {
         self.clock
     }
 
+    /// Number one send.
+    fn next_send(&mut self) -> u64 {
+        let send_no = self.sends;
+        self.sends = self.sends.wrapping_add(1);
+        send_no
+    }
+
     fn envelope(&self, seq: u64, event: Event) -> LocalEnvelope {
         LocalEnvelope {
             origin: self.producer.clone(),
@@ -302,12 +324,14 @@ impl Outbox {
         }
         let bytes = codec::encode(&envelope, Case::Snake);
         let last_sent = self.observe(now);
+        let send_no = self.next_send();
         self.pending.insert(
             seq,
             Pending {
                 event: envelope.event,
                 bytes: bytes.clone(),
                 last_sent,
+                send_no,
                 interval: self.options.resend_after_s,
             },
         );
@@ -386,6 +410,7 @@ impl Outbox {
         };
         let cap = self.options.max_resend_after_s;
         let mut out = Vec::new();
+        let mut sends = self.sends;
         for pending in self.pending.values_mut() {
             let Some(last_sent) = pending.last_sent else {
                 // Sent before any valid time was seen: count that send as made now.
@@ -394,12 +419,68 @@ impl Outbox {
             };
             if clock - last_sent >= pending.interval {
                 pending.last_sent = Some(clock);
+                pending.send_no = sends;
+                sends = sends.wrapping_add(1);
                 pending.interval = (pending.interval * 2.0).min(cap);
                 out.push(pending.bytes.clone());
             }
         }
+        self.sends = sends;
         self.counters.resent += out.len() as u64;
         out
+    }
+
+    /// Answer the master's reports of what it is missing ([`IngestOutcome::missing`], sent back with the
+    /// acknowledgements): for each report of this producer (other producers' are skipped), the missing envelope is
+    /// returned to send now if it is pending and its last send came before the last send of the envelope the
+    /// master holds (`held`) — the master has received something sent after that copy, so the copy was lost or
+    /// overtaken. A report the outbox has answered already (the missing envelope was sent again since `held`), or
+    /// one that no longer applies (`held` is acknowledged: the gap was filled), resends nothing, so a gap reported
+    /// by many batches is resent once per new evidence, not once per report. Each envelope returned counts as sent
+    /// at `now` (counted `resent_missing`); its resend interval is left as it is.
+    ///
+    /// Only reports from the master of the outbox's *current* session may be given (see
+    /// [`resend_missing_from`](Self::resend_missing_from)).
+    ///
+    /// [`IngestOutcome::missing`]: super::IngestOutcome::missing
+    pub fn resend_missing<'a, I>(&mut self, reports: I, now: f64) -> Vec<Vec<u8>>
+    where
+        I: IntoIterator<Item = &'a Gap>,
+    {
+        let clock = self.observe(now);
+        let mut out = Vec::new();
+        for report in reports {
+            if report.producer != self.producer {
+                continue;
+            }
+            let Some(held) = self.pending.get(&report.held).map(|held| held.send_no) else {
+                continue;
+            };
+            let send_no = self.sends;
+            let Some(missing) = self.pending.get_mut(&report.missing) else {
+                continue;
+            };
+            if missing.send_no < held {
+                missing.send_no = send_no;
+                missing.last_sent = clock;
+                out.push(missing.bytes.clone());
+                self.sends = self.sends.wrapping_add(1);
+            }
+        }
+        self.counters.resent_missing += out.len() as u64;
+        out
+    }
+
+    /// [`resend_missing`](Self::resend_missing) if the reports come from the master of `session` and that is still
+    /// the outbox's session; otherwise (a previous master's late reports: the numbers meant other events) nothing.
+    pub fn resend_missing_from<'a, I>(&mut self, session: &SessionId, reports: I, now: f64) -> Vec<Vec<u8>>
+    where
+        I: IntoIterator<Item = &'a Gap>,
+    {
+        if *session == self.session {
+            return self.resend_missing(reports, now);
+        }
+        Vec::new()
     }
 
     /// Follow an election: address the master of `session`, which knows nothing of this producer. The pending
@@ -431,12 +512,14 @@ impl Outbox {
             }
             let bytes = codec::encode(&envelope, Case::Snake);
             out.push(bytes.clone());
+            let send_no = self.next_send();
             self.pending.insert(
                 seq,
                 Pending {
                     event: envelope.event,
                     bytes,
                     last_sent,
+                    send_no,
                     interval,
                 },
             );
@@ -502,7 +585,7 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        assert_eq!(OutboxOptions::default(), options(2.0, 30.0, 65_536));
+        assert_eq!(OutboxOptions::default(), options(2.0, 5.0, 65_536));
         for bad in [
             options(0.0, 30.0, 1),
             options(-1.0, 30.0, 1),
@@ -639,6 +722,67 @@ mod tests {
         outbox.acknowledge([1]);
         assert_eq!(outbox.due(100.0), vec![e0]); // an acknowledged envelope is never resent
         assert_eq!(outbox.counters().resent, 6);
+    }
+
+    fn gap(producer: &str, missing: u64, held: u64) -> Gap {
+        Gap {
+            producer: Arc::from(producer),
+            missing,
+            held,
+        }
+    }
+
+    #[test]
+    fn the_master_reports_the_first_gap_of_each_producer_heard() {
+        let mut master = MasterCore::new(session(1));
+        let mut outbox = outbox(options(2.0, 5.0, 16));
+        let sent: Vec<Vec<u8>> = (0..5)
+            .map(|i| outbox.push(test_event(&format!("e{i}")), 0.0).unwrap())
+            .collect();
+        let out = master.ingest(&[&sent[0], &sent[2], &sent[4]]);
+        assert_eq!(out.missing, vec![gap("p", 1, 4)]);
+        // Heard from again (a copy) and still waiting: reported again.
+        assert_eq!(master.ingest(&[&sent[2]]).missing, vec![gap("p", 1, 4)]);
+        // Not heard from: no report.
+        assert!(master.ingest(&Vec::<Vec<u8>>::new()).missing.is_empty());
+        let out = master.ingest(&[&sent[1]]);
+        assert_eq!(out.missing, vec![gap("p", 3, 4)]);
+        assert_eq!(master.ingest(&[&sent[3]]).missing, vec![]);
+    }
+
+    #[test]
+    fn a_reported_gap_is_resent_once_per_evidence() {
+        let mut outbox = outbox(options(2.0, 5.0, 16));
+        let e0 = outbox.push(test_event("e0"), 0.0).unwrap();
+        outbox.push(test_event("e1"), 0.1).unwrap();
+        outbox.push(test_event("e2"), 0.2).unwrap();
+        // Other producers' reports and unknown numbers: nothing.
+        assert!(outbox.resend_missing(&[gap("q", 0, 1), gap("p", 7, 9)], 0.3).is_empty());
+        // The master holds e1, sent after e0: e0 at once, not 2 s after its send.
+        assert_eq!(outbox.resend_missing(&[gap("p", 0, 1)], 0.3), vec![e0.clone()]);
+        // The same report again (another batch, or a copy): e0 was sent after e1 and e2 since.
+        assert!(outbox.resend_missing(&[gap("p", 0, 1), gap("p", 0, 2)], 0.4).is_empty());
+        // A later send (a new push) reaching the master while e0 is still missing: new evidence.
+        outbox.push(test_event("e3"), 0.5).unwrap();
+        assert_eq!(outbox.resend_missing(&[gap("p", 0, 3)], 0.6), vec![e0.clone()]);
+        // The backoff interval is untouched (2 s); the resend counts as a send at 0.6.
+        let due: Vec<u64> = outbox.due(2.5).iter().map(|bytes| decode(bytes).origin_idx).collect();
+        assert_eq!(due, vec![1, 2, 3]);
+        assert_eq!(outbox.due(2.6), vec![e0.clone()]);
+        // Held acknowledged (the gap was filled meanwhile): a stale report, nothing.
+        outbox.acknowledge([1, 2, 3]);
+        assert!(outbox.resend_missing(&[gap("p", 0, 3)], 10.0).is_empty());
+        // Another session's report: nothing.
+        outbox.push(test_event("e4"), 11.0).unwrap();
+        assert!(outbox
+            .resend_missing_from(&session(0), &[gap("p", 0, 4)], 11.1)
+            .is_empty());
+        assert_eq!(
+            outbox.resend_missing_from(&session(1), &[gap("p", 0, 4)], 11.1),
+            vec![e0]
+        );
+        let counters = outbox.counters();
+        assert_eq!((counters.resent_missing, counters.resent), (3, 4));
     }
 
     #[test]
@@ -794,7 +938,7 @@ mod tests {
 
     proptest! {
         /// A producer pushing through a lossy, duplicating, reordering network to a real master, resending what is
-        /// due as simulated time passes: every event is applied exactly once, in push order, and the outbox ends
+        /// due as simulated time passes and what the master reports missing: every event is applied exactly once, in push order, and the outbox ends
         /// empty.
         #[test]
         fn lossy_network_delivers_exactly_once_in_order(
@@ -810,6 +954,7 @@ mod tests {
             let mut master = MasterCore::new(session(1));
             let mut to_master = Channel { in_flight: Vec::new(), drop_percent, copy_percent };
             let mut to_producer = Channel { in_flight: Vec::new(), drop_percent: ack_drop_percent, copy_percent };
+            let mut reports = Channel { in_flight: Vec::new(), drop_percent: ack_drop_percent, copy_percent };
             let mut broadcast = Vec::new();
             let mut pushed = 0;
             let mut tick = 0u32;
@@ -841,8 +986,14 @@ mod tests {
                 for ack in out.acknowledged {
                     to_producer.send(&mut dice, ack);
                 }
+                for report in out.missing {
+                    reports.send(&mut dice, report);
+                }
                 let acks = to_producer.deliver(&mut dice);
                 outbox.acknowledge_pairs(&acks);
+                for bytes in outbox.resend_missing(&reports.deliver(&mut dice), now) {
+                    to_master.send(&mut dice, bytes);
+                }
             }
             let expected: Vec<String> = (0..events).map(|i| format!("e{i}")).collect();
             prop_assert_eq!(test_ids(&broadcast, 0), expected);

@@ -101,6 +101,11 @@ impl<T: PartialEq> Resequencer<T> {
         (!self.store.is_empty() && !self.store.contains_key(&self.next)).then_some(self.next)
     }
 
+    /// The highest index buffered (`None` when nothing waits).
+    pub fn highest(&self) -> Option<u64> {
+        self.store.last_key_value().map(|(idx, _)| *idx)
+    }
+
     /// Move back to `next` because the items released from `next` on could not be used (the master's event log
     /// refused them): they count as never received, so the producer's resend is accepted again instead of being
     /// taken for a stale copy. Buffered items are kept. A `next` at or above the current one changes nothing.
@@ -160,7 +165,7 @@ mod tests {
         buffer.offer(2, "c");
         buffer.offer(3, "d");
         assert_eq!(released(&mut buffer), vec![(0, "a")]);
-        assert_eq!(buffer.gap(), Some(1));
+        assert_eq!((buffer.gap(), buffer.highest()), (Some(1), Some(3)));
         buffer.offer(1, "b");
         assert_eq!(buffer.gap(), None);
         assert_eq!(released(&mut buffer), vec![(1, "b"), (2, "c"), (3, "d")]);
