@@ -90,6 +90,11 @@ def rank(record: Candidate) -> tuple[int, int, int, str]:
     return (-record.lineage_term, -record.next, -record.priority, record.node)
 
 
+def _keep(record: Candidate) -> tuple[tuple[int, int, int, str], bool]:
+    """Which of one node's records counts: the best-ranked, a voter's on a tie (a total order on its records)."""
+    return (rank(record), not record.voter)
+
+
 def quorum_size(mode: Quorum, voters: int) -> int | None:
     """The number of voters' records a round needs (rule 6), or None for no check."""
     if mode == "none":
@@ -109,7 +114,7 @@ def winner(records: Iterable[Candidate], members: Collection[str], quorum: int |
     newest = max(r.term for r in live)
     best: dict[str, Candidate] = {}
     for r in live:
-        if r.term == newest and (r.node not in best or rank(r) < rank(best[r.node])):
+        if r.term == newest and (r.node not in best or _keep(r) < _keep(best[r.node])):
             best[r.node] = r
     if quorum is not None and sum(r.voter for r in best.values()) < quorum:
         return None
@@ -149,7 +154,7 @@ class Round:
         if record.node == self.own.node:
             return ()
         known = self._records.get(record.node)
-        if known is None or rank(record) < rank(known):
+        if known is None or _keep(record) < _keep(known):
             self._records[record.node] = record
         return () if known is not None else (Announce(self.term),)
 

@@ -60,7 +60,7 @@ def divergence(mine: Sequence[Epoch], theirs: Sequence[Epoch]) -> int | None:
 
 def _owners(lineage: Sequence[Epoch]) -> list[Epoch]:
     """The epochs that own an index: an epoch followed by one with the same start owns nothing."""
-    return [e for e, after in zip(lineage, [*lineage[1:], None], strict=True) if after is None or after.start > e.start]
+    return [e for i, e in enumerate(lineage) if i + 1 == len(lineage) or lineage[i + 1].start > e.start]
 
 
 def diverged(mine: Sequence[Epoch], next_index: int, theirs: Sequence[Epoch]) -> SetAside | None:
