@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,7 +22,7 @@ STEPS = st.lists(
 
 
 @given(STEPS)
-def test_gate_releases_only_what_the_node_applied_and_committed_in_order(steps: list[tuple]) -> None:
+def test_gate_releases_only_what_the_node_applied_and_committed_in_order(steps: list[tuple[Any, ...]]) -> None:
     gate = AckGate()
     upto_of: dict[int, int] = {}
     released: list[int] = []

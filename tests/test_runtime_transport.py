@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 import anyio
 import pytest
 
-from clusterstate.runtime.transport import Inbox, Liveliness, Request, Transport
+from clusterstate.runtime.transport import Inbox, Liveliness, Reply, Request, Transport
 from clusterstate.runtime.transport.memory import Faults, MemoryNetwork
 from clusterstate.runtime.transport.zenoh import ZenohConfig, open_zenoh
 
@@ -94,7 +94,7 @@ def test_publish_subscribe_in_order(cluster: Callable[[], Opener]) -> None:
         async with open_one() as a, open_one() as b, subscribed(a, b) as inbox:
             for i in range(2000):
                 a.publish(KEY, i.to_bytes(4, "little"))
-            got = []
+            got: list[int] = []
             with anyio.fail_after(WAIT_S):
                 while len(got) < 2000:
                     got.append(int.from_bytes(await inbox.receive(), "little"))
@@ -125,7 +125,7 @@ def test_query_answered_later_from_the_loop_thread(cluster: Callable[[], Opener]
 
                 group.start_soon(answer)
                 with anyio.fail_after(WAIT_S):
-                    replies = []
+                    replies: list[Reply] = []
                     while not replies:
                         replies = await a.query("cs/test/v1/events", {"since": "42", "limit": "1000"}, within=WAIT_S)
                 assert [(r.payload, r.ok) for r in replies] == [(b"page from 42", True)]
