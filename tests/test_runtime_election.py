@@ -28,16 +28,17 @@ NODES = [f"n{i}" for i in range(6)]
 TERM = 7
 
 
-VOTERS = set(NODES[:4])  # a node's voter flag is part of its configuration: the same in all its records
+# A node's priority and voter flag are its configuration: the same in all its records.
+PRIORITY = dict(zip(NODES, [-1, 0, 2, -1, 1, 0], strict=True))
+VOTERS = set(NODES[:4])
 
 
 def records(term: int = TERM) -> st.SearchStrategy[Candidate]:
     return st.builds(
-        lambda node, lineage_term, nxt, priority: Candidate(term, node, lineage_term, nxt, priority, node in VOTERS),
+        lambda node, lineage_term, nxt: Candidate(term, node, lineage_term, nxt, PRIORITY[node], node in VOTERS),
         st.sampled_from(NODES),
         st.integers(0, 3),
         st.integers(0, 30),
-        st.integers(-1, 2),
     )
 
 
