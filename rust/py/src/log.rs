@@ -189,7 +189,7 @@ impl PyEventLog {
         segment_bytes = 67_108_864, index_every = 256, verify_all = false, repair = false, keep_snapshots = 2,
         read_only = false
     ))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)] // Python keyword arguments
     fn new(
         py: Python<'_>,
         path: PathBuf,

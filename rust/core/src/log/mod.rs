@@ -11,6 +11,7 @@
 //! - Random access through a sparse index (one entry every [`Options::index_every`] records) of the active
 //!   segment plus a small cache of older segments' indexes: memory stays bounded whatever the log's length.
 //! - Snapshots of the State ([`EventLog::snapshot`]) and [`EventLog::load_state`] = latest valid snapshot + tail.
+//! - [`Options::read_only`] opens a log for reading without writing anything (works on a full disk).
 //!
 //! ```
 //! use clusterstate_core::log::{EventLog, Options};
@@ -69,6 +70,7 @@ pub enum Durability {
 
 /// How to open a log.
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent switches, each named like its Python keyword
 pub struct Options {
     /// The durability policy.
     pub durability: Durability,
@@ -830,18 +832,9 @@ fn move_aside(segment: &Segment, read_only: bool, recovery: &mut Recovery) -> Lo
     Ok(())
 }
 
-/// Verify the segments (the last one always, all with `verify_all`/`repair`), cut a torn tail, and return the
-/// segments that remain and the state of the last one.
-fn recover(
-    dir: &Path,
-    mut segments: Vec<Segment>,
-    options: &Options,
-    recovery: &mut Recovery,
-) -> LogResult<(Vec<Segment>, Active)> {
-    let verify_all = options.verify_all || options.repair;
-    let read_only = options.read_only;
-    // A last segment shorter than its header, after others: its creation was interrupted, it holds no record. It is
-    // moved aside (no disk space needed), and the segment before it is the active one again.
+/// A last segment shorter than its header, after others: its creation was interrupted, it holds no record. It is
+/// moved aside (no disk space needed), and the segment before it is the active one again.
+fn drop_short_last_segment(segments: &mut Vec<Segment>, read_only: bool, recovery: &mut Recovery) -> LogResult<()> {
     if let [.., _, last] = segments.as_slice() {
         let len = fs::metadata(&last.path)
             .map_err(|err| LogError::io("stat", &last.path, err))?
@@ -852,6 +845,20 @@ fn recover(
             }
         }
     }
+    Ok(())
+}
+
+/// Verify the segments (the last one always, all with `verify_all`/`repair`), cut a torn tail, and return the
+/// segments that remain and the state of the last one.
+fn recover(
+    dir: &Path,
+    mut segments: Vec<Segment>,
+    options: &Options,
+    recovery: &mut Recovery,
+) -> LogResult<(Vec<Segment>, Active)> {
+    let verify_all = options.verify_all || options.repair;
+    let read_only = options.read_only;
+    drop_short_last_segment(&mut segments, read_only, recovery)?;
     let mut position = 0;
     loop {
         let last = position + 1 == segments.len();
