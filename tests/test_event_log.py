@@ -4,12 +4,16 @@ Fault injection: the last segment cut at every byte offset of its last records r
 valid prefix (the cut bytes saved and a warning logged); a flipped bit in the middle raises
 ``LogCorruptedError`` naming the segment and offset; a child process killed with SIGKILL while appending
 with ``durability="fsync"`` reopens with every acknowledged record, and its replayed State equals the
-reference fold of the recovered prefix; a snapshot plus the tail equals a full replay.
+reference fold of the recovered prefix; a snapshot plus the tail equals a full replay. On a small tmpfs: a
+disk that fills up at a segment rotation resumes once space is freed (directly and through ``MasterCore``
+with a ``ProducerOutbox`` resending), a read-only open works on the full disk, and a later cut never
+overwrites the bytes an earlier cut saved.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import shutil
 import signal
@@ -23,7 +27,7 @@ from pathlib import Path
 import pytest
 
 import clusterstate
-from clusterstate import CoreState, EventLog, reference
+from clusterstate import CoreState, EventLog, MasterCore, ProducerOutbox, reference
 from clusterstate.codec import decode_indexed_event
 from clusterstate.errors import (
     ClusterStateError,
@@ -34,9 +38,11 @@ from clusterstate.errors import (
     LogIndexError,
     LogLockedError,
     LogNotFoundError,
+    LogReadOnlyError,
     LogUsageError,
 )
 from clusterstate.models import IndexedEvent
+from event_bytes import test_event
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 TRACE = GOLDEN / "trace_crash4.events.jsonl"
@@ -377,3 +383,141 @@ def test_sigkill_while_appending_loses_nothing_acknowledged(
         assert log.replay() == reference.fold(events[:recovered])
         log.append_many(events[recovered:])  # and it goes on
         assert log.replay() == reference.fold(events)
+
+
+def test_the_torn_tail_warning_names_the_cut_once(log_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with EventLog(log_dir, create=True) as log:
+        log.append_many([indexed_test_event(idx) for idx in range(3)])
+    [segment] = segments(log_dir)
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-5])
+    offset = record_ends(data)[2]
+    with caplog.at_level(logging.WARNING, logger="clusterstate.log"), EventLog(log_dir) as log:
+        assert log.next_index == 2
+    saved = log_dir / f"{segment.name}.cut-{offset}"
+    assert caplog.messages == [
+        f"event log {log_dir}: cut {len(data) - 5 - offset} bytes of {segment} at offset {offset} "
+        f"(torn tail: the record is incomplete (the file ends inside it)); saved to {saved}"
+    ]
+
+
+def indexed_test_event(idx: int) -> bytes:
+    """The JSON of a small ``IndexedEvent`` (a ``TestEvent``) at ``idx``."""
+    return json.dumps({"idx": idx, "origin": None, "event": json.loads(test_event(f"event-{idx:03d}"))}).encode()
+
+
+def test_a_later_cut_never_overwrites_what_an_earlier_cut_saved(tiny_disk: Path) -> None:
+    path = tiny_disk / "log"
+    with EventLog(path, create=True, durability="none") as log:
+        log.append_many([indexed_test_event(idx) for idx in range(100)])
+    [segment] = segments(path)
+    data = bytearray(segment.read_bytes())
+    record_50 = record_ends(bytes(data))[50]
+    data[record_50 + RECORD_HEADER + 3] ^= 0x01  # a flipped bit in record 50's payload
+    segment.write_bytes(data)
+    with EventLog(path, repair=True) as log:
+        [repair] = log.recovery["cuts"]
+        assert (repair["offset"], repair["torn"], log.next_index) == (record_50, False, 50)
+        log.append(indexed_test_event(50))
+    first = path / f"{segment.name}.cut-{record_50}"
+    assert first.read_bytes() == data[record_50:]  # records 50-99, as they were on disk
+    again = segment.read_bytes()
+    segment.write_bytes(again[:-5])  # a torn tail at the same offset
+    with EventLog(path) as log:
+        [torn] = log.recovery["cuts"]
+        assert (torn["offset"], torn["torn"], log.next_index) == (record_50, True, 50)
+    second = path / f"{segment.name}.cut-{record_50}.1"
+    assert torn["saved_to"] == str(second)
+    assert first.read_bytes() == data[record_50:]
+    assert second.read_bytes() == again[record_50:-5]
+    assert sorted(path.glob("*.cut-*")) == [first, second]
+
+
+def test_a_full_disk_at_rotation_resumes_once_space_is_freed(tiny_disk: Path, events: list[IndexedEvent]) -> None:
+    path = tiny_disk / "log"
+    ballast = tiny_disk / "ballast"
+    ballast.write_bytes(b"\0" * 16384)  # freed later, so that the disk works again
+    log = EventLog(path, create=True, segment_bytes=4096)  # fsync on every append
+
+    # A segment fits one tmpfs page: every record lands in a page its segment holds, and the disk fills up
+    # when a rotation writes the next segment's header.
+    def fill() -> None:
+        for event in events:
+            log.append(event)
+
+    with pytest.raises(LogFullError) as full:
+        fill()
+    appended = log.next_index
+    assert 0 < appended < len(events) - 16
+    assert full.value.filename == str(path / f"{appended:020}.seg.tmp")
+    files = sorted(p.name for p in path.iterdir())
+    assert files == sorted(["LOCK", *(p.name for p in segments(path))])  # no new segment, no temporary left behind
+    assert log.segment_count == len(files) - 1
+    with pytest.raises(LogFullError):  # still full: refused again the same way
+        log.append(events[appended])
+    log.close()
+    # An empty segment as a crash while creating one leaves it: it holds nothing and must not wedge the log.
+    (path / f"{appended:020}.seg").touch()
+    with EventLog(path, read_only=True) as reader:  # reading needs no space
+        assert reader.read_only
+        assert (reader.next_index, reader.durable_index) == (appended, appended - 1)
+        assert reader.read_range(0, appended) == events[:appended]
+        assert reader.replay() == reader.load_state() == reference.fold(events[:appended])
+        with pytest.raises(LogReadOnlyError) as refused:
+            reader.append(events[appended])
+        assert isinstance(refused.value, LogUsageError)
+        with pytest.raises(LogReadOnlyError):
+            reader.snapshot(reader.replay())
+    master = MasterCore(("master", 2), log=EventLog(path, read_only=True))
+    assert master.events_since(appended - 3) == [
+        event.model_dump_json().encode() for event in events[appended - 3 : appended]
+    ]
+    master.close()
+    log = EventLog(path, segment_bytes=4096)  # a writable open on the full disk works too
+    assert log.recovery == {"cuts": [], "removed_segments": [str(path / f"{appended:020}.seg.cut")]}
+    with pytest.raises(LogFullError):
+        log.append(events[appended])
+    ballast.unlink()
+    log.append_many(events[appended : appended + 4])
+    for event in events[appended + 4 : appended + 16]:
+        log.append(event)
+    assert log.segment_count > len(files)  # rotated again
+    log.close()
+    with EventLog(path, verify_all=True) as log:
+        assert log.recovery == {"cuts": [], "removed_segments": []}
+        assert log.read_range(0, 10**9) == events[: appended + 16]
+
+
+def test_producers_resends_are_logged_exactly_once_after_a_full_disk(tiny_disk: Path) -> None:
+    path = tiny_disk / "log"
+    ballast = tiny_disk / "ballast"
+    ballast.write_bytes(b"\0" * 16384)
+    session = ("master", 1)
+    master = MasterCore(session, log=EventLog(path, create=True, segment_bytes=4096))
+    outbox = ProducerOutbox(ProducerOutbox.new_producer_id("a"), "a", session)
+    ids: list[str] = []
+    now, full = 0.0, None
+    while full is None and len(ids) < 2000:
+        batch = [f"{len(ids) + k:05d}" + "x" * 200 for k in range(4)]
+        ids += batch
+        envelopes = [outbox.push(test_event(event_id), now=now) for event_id in batch]
+        try:
+            outbox.acknowledge(master.ingest(envelopes).acknowledged, session=master.session)
+        except LogFullError as err:
+            full = err
+            outbox.acknowledge(err.result.acknowledged, session=master.session)  # type: ignore[attr-defined]
+    assert full is not None, "the tmpfs never filled up"
+    assert str(full.filename).endswith(".seg.tmp")  # at a rotation
+    assert 0 < outbox.pending <= 4
+    now += 60.0
+    with pytest.raises(LogFullError):  # still full: the resend is refused, nothing acknowledged
+        master.ingest(outbox.due(now=now))
+    ballast.unlink()
+    while outbox.pending:
+        now += 60.0
+        outbox.acknowledge(master.ingest(outbox.due(now=now)).acknowledged, session=master.session)
+    assert master.counters["applied"] == len(ids)
+    master.close()
+    with EventLog(path, read_only=True) as log:
+        logged = log.read_range(0, 10**9)
+    assert [event.event.event_id for event in logged] == ids  # every event once, in order

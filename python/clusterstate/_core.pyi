@@ -204,7 +204,7 @@ class _Cut(TypedDict):
     segment: str
     offset: int
     bytes: int
-    saved_to: str
+    saved_to: str | None
     reason: str
     torn: bool
 
@@ -218,8 +218,8 @@ class EventLog:
 
     Records are framed with their length, idx and CRC32Cs; the payload is the event's canonical JSON.
     One writer per directory (an OS lock). Opening verifies the last segment: a torn tail is cut (the
-    bytes saved to a side file and a warning logged on the `clusterstate.log` logger); damage elsewhere
-    raises `LogCorruptedError` unless `repair=True`. Use as a context manager to close (and sync) it.
+    bytes saved to a side file of their own and a warning logged on the `clusterstate.log` logger); damage
+    elsewhere raises `LogCorruptedError` unless `repair=True`. Use as a context manager to close (and sync) it.
 
     Args:
         path: the log's directory.
@@ -232,12 +232,17 @@ class EventLog:
         verify_all: verify every record of every segment on open, not only the last segment's.
         repair: cut the log at the first damaged record instead of raising (implies `verify_all`).
         keep_snapshots: how many snapshot files to keep.
+        read_only: open for reading only (replay, reads, `load_state`): nothing in the directory is created,
+            cut or deleted, so it works on a full disk; the lock is shared with other readers (not with a
+            writer); a torn tail is left in place (its cut reported with `saved_to` None) and the log ends
+            before it. Every write raises `LogReadOnlyError`; incompatible with `create` and `repair`.
 
     Raises:
         clusterstate.errors.LogNotFoundError: `path` does not exist and `create` is false.
         clusterstate.errors.LogLockedError: another `EventLog` holds the directory.
         clusterstate.errors.LogCorruptedError: damage that is not a torn tail.
-        clusterstate.errors.LogUsageError: an invalid option.
+        clusterstate.errors.LogUsageError: an invalid option, or a read-only open of a directory that holds
+            no segment.
     """
 
     def __new__(
@@ -254,11 +259,16 @@ class EventLog:
         verify_all: bool = False,
         repair: bool = False,
         keep_snapshots: int = 2,
+        read_only: bool = False,
     ) -> EventLog: ...
     @property
     def path(self) -> pathlib.Path: ...
     @property
     def durability(self) -> Literal["fsync", "group", "none"]: ...
+    @property
+    def read_only(self) -> bool:
+        """Whether the log was opened with `read_only=True` (every write raises `LogReadOnlyError`)."""
+
     @property
     def closed(self) -> bool: ...
     @property
@@ -296,6 +306,7 @@ class EventLog:
             clusterstate.errors.DecodeError: `event` is not a valid indexed event.
             clusterstate.errors.LogFullError: the disk is full (the event is not in the log).
             clusterstate.errors.LogClosedError: the log is closed.
+            clusterstate.errors.LogReadOnlyError: the log was opened read-only.
         """
 
     def append_many(self, events: Iterable[_EventInput], /) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "LogIndexError",
     "LogLockedError",
     "LogNotFoundError",
+    "LogReadOnlyError",
     "LogUsageError",
     "NoLogError",
     "OutboxFullError",
@@ -120,6 +121,14 @@ class LogUsageError(LogError, ValueError):
 
 class LogClosedError(LogError, ValueError):
     """The log was closed."""
+
+
+class LogReadOnlyError(LogUsageError):
+    """A write (append, snapshot) to a log opened with ``read_only=True``; nothing was written."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"event log {path} was opened read-only: it cannot be written")
+        self.path = path
 
 
 # The producer side (``ProducerOutbox``).

@@ -409,11 +409,18 @@ fn a_tail_cut_anywhere_reopens_to_the_longest_valid_prefix() {
         let valid_end = ends.iter().copied().filter(|&end| end <= cut).max().unwrap_or(0);
         if cut == valid_end && cut >= 16 {
             assert!(log.recovery().is_clean(), "cut at {cut}");
+        } else if cut < 16 {
+            // Shorter than its header, after other segments: it holds nothing and is moved aside whole.
+            assert!(log.recovery().cuts.is_empty(), "cut at {cut}");
+            let [aside] = &log.recovery().removed_segments[..] else {
+                panic!("cut at {cut}: {:?}", log.recovery())
+            };
+            assert_eq!(fs::read(aside).unwrap(), original[..cut]);
         } else {
             let report = &log.recovery().cuts[0];
             assert!(report.torn);
             assert_eq!(
-                fs::read(&report.saved_to).unwrap(),
+                fs::read(report.saved_to.as_ref().unwrap()).unwrap(),
                 original[valid_end.max(if cut < 16 { 0 } else { 16 }).min(cut)..cut]
             );
         }
@@ -619,4 +626,184 @@ fn measure_replay() {
     let folded = fold(&State::default(), &decoded).unwrap();
     eprintln!("fold {:.0}/s", n / started.elapsed().as_secs_f64());
     assert_eq!(folded, state);
+}
+
+/// Offsets of the records of a segment file, and where the last one ends.
+fn record_starts(segment: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 16usize;
+    while at < segment.len() {
+        starts.push(at);
+        at += 20 + u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+    }
+    assert_eq!(at, segment.len());
+    starts.push(at);
+    starts
+}
+
+fn side_files(dir: &Path, marker: &str) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().contains(marker))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn a_later_cut_never_overwrites_the_bytes_an_earlier_cut_saved() {
+    let events = trace();
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &events[..100], options());
+    let [seg] = &segments(dir.path())[..] else { panic!() };
+    let mut bytes = fs::read(seg).unwrap();
+    let starts = record_starts(&bytes);
+    let saved_first = bytes[starts[50]..].to_vec();
+    bytes[starts[50] + 30] ^= 0x01; // a flipped bit in record 50
+    fs::write(seg, &bytes).unwrap();
+    let repair = Options {
+        repair: true,
+        ..options()
+    };
+    let mut log = EventLog::open(dir.path(), repair).unwrap();
+    assert_eq!(log.next_index(), 50);
+    let first_copy = log.recovery().cuts[0].saved_to.clone().unwrap();
+    let mut flipped = saved_first.clone();
+    flipped[30] ^= 0x01;
+    assert_eq!(fs::read(&first_copy).unwrap(), flipped); // records 50-99 as they were on disk
+    log.append(&events[50]).unwrap();
+    log.close().unwrap();
+    let bytes = fs::read(seg).unwrap();
+    fs::write(seg, &bytes[..bytes.len() - 5]).unwrap(); // a torn tail at the same offset
+    let log = EventLog::open(dir.path(), options()).unwrap();
+    assert_eq!(log.next_index(), 50);
+    let second = &log.recovery().cuts[0];
+    assert!(second.torn);
+    assert_eq!(second.offset, starts[50] as u64);
+    let second_copy = second.saved_to.clone().unwrap();
+    assert_ne!(second_copy, first_copy);
+    assert_eq!(fs::read(&first_copy).unwrap(), flipped);
+    assert_eq!(fs::read(&second_copy).unwrap(), bytes[starts[50]..bytes.len() - 5]);
+    assert_eq!(side_files(dir.path(), ".cut-"), [first_copy, second_copy]);
+}
+
+fn read_only() -> Options {
+    Options {
+        read_only: true,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn a_read_only_open_changes_nothing_shares_the_lock_and_refuses_writes() {
+    let events = trace();
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &events[..100], small_segments());
+    let last = segments(dir.path()).pop().unwrap();
+    let bytes = fs::read(&last).unwrap();
+    fs::write(&last, &bytes[..bytes.len() - 5]).unwrap(); // a torn tail
+    fs::write(dir.path().join("00000000000000000003.snap.tmp"), b"half a snapshot").unwrap();
+    let listing = |dir: &Path| {
+        let mut all: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), fs::read(&p).unwrap()))
+            .collect();
+        all.sort();
+        all
+    };
+    let before = listing(dir.path());
+    let mut reader = EventLog::open(dir.path(), read_only()).unwrap();
+    let other = EventLog::open(dir.path(), read_only()).unwrap(); // readers share the lock
+    assert!(matches!(
+        EventLog::open(dir.path(), Options::default()),
+        Err(LogError::Locked { .. })
+    ));
+    assert!(reader.is_read_only());
+    assert_eq!(reader.next_index(), 99);
+    let torn = &reader.recovery().cuts[0];
+    assert!(torn.torn);
+    assert_eq!(torn.saved_to, None);
+    assert_eq!(torn.offset + torn.bytes, bytes.len() as u64 - 5);
+    assert_eq!(reader.read_range(0, u64::MAX).unwrap(), events[..99]);
+    assert_eq!(
+        reader.replay(&State::default()).unwrap(),
+        fold(&State::default(), &events[..99]).unwrap()
+    );
+    assert_eq!(reader.load_state().unwrap().state.last_event_applied_idx, 98);
+    assert!(matches!(reader.append(&events[99]), Err(LogError::ReadOnly { .. })));
+    assert!(matches!(
+        reader.append_json(&[encode(&events[99], Case::Snake)]),
+        Err(LogError::ReadOnly { .. })
+    ));
+    let state = reader.replay(&State::default()).unwrap();
+    assert!(matches!(reader.snapshot(&state), Err(LogError::ReadOnly { .. })));
+    reader.sync().unwrap();
+    drop(other);
+    reader.close().unwrap();
+    assert_eq!(listing(dir.path()), before);
+    // A writer cuts the tail and deletes the leftover.
+    let log = EventLog::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(log.next_index(), 99);
+    assert!(log.recovery().cuts[0].saved_to.is_some());
+    assert!(side_files(dir.path(), ".tmp").is_empty());
+    drop(log);
+    for refused in [
+        Options {
+            create: true,
+            ..read_only()
+        },
+        Options {
+            repair: true,
+            ..read_only()
+        },
+    ] {
+        assert!(matches!(EventLog::open(dir.path(), refused), Err(LogError::Invalid(_))));
+    }
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        EventLog::open(empty.path(), read_only()),
+        Err(LogError::Invalid(_))
+    ));
+    assert!(matches!(
+        EventLog::open(empty.path().join("missing"), read_only()),
+        Err(LogError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn an_empty_segment_left_by_an_interrupted_rotation_wedges_nothing() {
+    let events = trace();
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &events[..100], small_segments());
+    let count = segments(dir.path()).len();
+    assert!(count > 1);
+    // What a crash (or a full disk) in the middle of creating segment 100 can leave: an empty file, a temporary.
+    let empty = dir.path().join(format!("{:020}.seg", 100));
+    fs::write(&empty, b"").unwrap();
+    fs::write(dir.path().join(format!("{:020}.seg.tmp", 100)), b"CSEV").unwrap();
+    let reader = EventLog::open(dir.path(), read_only()).unwrap();
+    assert_eq!((reader.next_index(), reader.segment_count()), (100, count));
+    drop(reader);
+    let mut log = EventLog::open(dir.path(), small_segments()).unwrap();
+    assert_eq!((log.next_index(), log.segment_count()), (100, count));
+    assert_eq!(
+        log.recovery().removed_segments,
+        [dir.path().join(format!("{:020}.seg.cut", 100))]
+    );
+    assert!(side_files(dir.path(), ".tmp").is_empty());
+    log.append_all(&events[100..]).unwrap();
+    log.close().unwrap();
+    let mut log = EventLog::open(
+        dir.path(),
+        Options {
+            verify_all: true,
+            ..small_segments()
+        },
+    )
+    .unwrap();
+    assert!(log.recovery().is_clean());
+    assert!(log.segment_count() > count);
+    assert_eq!(log.read_range(0, u64::MAX).unwrap(), events);
 }

@@ -32,6 +32,7 @@ pyo3::import_exception!(clusterstate.errors, LogCorruptedError);
 pyo3::import_exception!(clusterstate.errors, LogIndexError);
 pyo3::import_exception!(clusterstate.errors, LogUsageError);
 pyo3::import_exception!(clusterstate.errors, LogClosedError);
+pyo3::import_exception!(clusterstate.errors, LogReadOnlyError);
 
 /// An event-log error as the `clusterstate.errors.Log*Error` of its kind.
 pub fn log_error(err: LogError) -> PyErr {
@@ -53,6 +54,7 @@ pub fn log_error(err: LogError) -> PyErr {
         LogError::Apply(err) => apply_error(&err),
         LogError::Invalid(message) => LogUsageError::new_err(message),
         LogError::Closed => LogClosedError::new_err("the event log is closed"),
+        LogError::ReadOnly { path: p } => LogReadOnlyError::new_err((path(&p),)),
     }
 }
 

@@ -95,7 +95,7 @@ fn recovery_dict<'py>(py: Python<'py>, recovery: &Recovery) -> PyResult<Bound<'p
         entry.set_item("segment", cut.segment.display().to_string())?;
         entry.set_item("offset", cut.offset)?;
         entry.set_item("bytes", cut.bytes)?;
-        entry.set_item("saved_to", cut.saved_to.display().to_string())?;
+        entry.set_item("saved_to", cut.saved_to.as_ref().map(|p| p.display().to_string()))?;
         entry.set_item("reason", &cut.reason)?;
         entry.set_item("torn", cut.torn)?;
         cuts.append(entry)?;
@@ -186,9 +186,10 @@ impl PyEventLog {
     #[new]
     #[pyo3(signature = (
         path, /, *, create = false, durability = "fsync", group_records = 1000, group_ms = 5.0,
-        segment_bytes = 67_108_864, index_every = 256, verify_all = false, repair = false, keep_snapshots = 2
+        segment_bytes = 67_108_864, index_every = 256, verify_all = false, repair = false, keep_snapshots = 2,
+        read_only = false
     ))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)] // Python keyword arguments
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -201,6 +202,7 @@ impl PyEventLog {
         verify_all: bool,
         repair: bool,
         keep_snapshots: usize,
+        read_only: bool,
     ) -> PyResult<Self> {
         let (policy, name) = match durability {
             "fsync" => (Durability::EveryAppend, "fsync"),
@@ -239,6 +241,7 @@ impl PyEventLog {
             verify_all,
             repair,
             keep_snapshots,
+            read_only,
             ..Options::default()
         };
         let open_path = path.clone();
@@ -247,16 +250,19 @@ impl PyEventLog {
             .map_err(log_error)?;
         for cut in &log.recovery().cuts {
             let kind = if cut.torn { "torn tail" } else { "damage (repair mode)" };
+            let (done, kept) = match &cut.saved_to {
+                Some(saved_to) => ("cut", format!("saved to {}", saved_to.display())),
+                None => ("ignored", "left in place (read-only)".to_owned()),
+            };
             warn(
                 py,
                 format!(
-                    "event log {}: cut {} bytes of {} at offset {} ({kind}: {}); saved to {}",
+                    "event log {}: {done} {} bytes of {} at offset {} ({kind}: {}); {kept}",
                     path.display(),
                     cut.bytes,
                     cut.segment.display(),
                     cut.offset,
                     cut.reason,
-                    cut.saved_to.display()
                 ),
             )?;
         }
@@ -289,6 +295,12 @@ impl PyEventLog {
     #[getter]
     fn durability(&self) -> &'static str {
         self.durability
+    }
+
+    /// Whether the log was opened with `read_only=True` (every write raises `LogReadOnlyError`).
+    #[getter]
+    fn read_only(&self) -> PyResult<bool> {
+        self.peek(EventLog::is_read_only)
     }
 
     /// Whether the log was closed.

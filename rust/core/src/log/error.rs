@@ -58,6 +58,11 @@ pub enum LogError {
     Invalid(String),
     /// The log was closed. Python: `LogClosedError`.
     Closed,
+    /// A write (append, snapshot) to a log opened read-only. Python: `LogReadOnlyError`.
+    ReadOnly {
+        /// The directory.
+        path: PathBuf,
+    },
 }
 
 impl LogError {
@@ -110,6 +115,11 @@ impl fmt::Display for LogError {
             Self::Apply(err) => err.fmt(f),
             Self::Invalid(message) => f.write_str(message),
             Self::Closed => f.write_str("the event log is closed"),
+            Self::ReadOnly { path } => write!(
+                f,
+                "event log {} was opened read-only: it cannot be written",
+                path.display()
+            ),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - Random access through a sparse index (one entry every [`Options::index_every`] records) of the active
 //!   segment plus a small cache of older segments' indexes: memory stays bounded whatever the log's length.
 //! - Snapshots of the State ([`EventLog::snapshot`]) and [`EventLog::load_state`] = latest valid snapshot + tail.
+//! - [`Options::read_only`] opens a log for reading without writing anything (works on a full disk).
 //!
 //! ```
 //! use clusterstate_core::log::{EventLog, Options};
@@ -69,6 +70,7 @@ pub enum Durability {
 
 /// How to open a log.
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent switches, each named like its Python keyword
 pub struct Options {
     /// The durability policy.
     pub durability: Durability,
@@ -87,6 +89,10 @@ pub struct Options {
     pub keep_snapshots: usize,
     /// How many sealed segments' sparse indexes to keep in memory.
     pub cached_indexes: usize,
+    /// Open for reading only: nothing in the directory is created, cut or deleted (so it works on a full or
+    /// read-only disk), the lock is shared with other readers, and every write is a [`LogError::ReadOnly`].
+    /// A torn tail is left in place and the log ends before it. Incompatible with `create` and `repair`.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -100,6 +106,7 @@ impl Default for Options {
             repair: false,
             keep_snapshots: 2,
             cached_indexes: 8,
+            read_only: false,
         }
     }
 }
@@ -113,8 +120,9 @@ pub struct Cut {
     pub offset: u64,
     /// How many bytes were cut.
     pub bytes: u64,
-    /// Where the cut bytes were saved.
-    pub saved_to: PathBuf,
+    /// Where the cut bytes were saved (a file of their own, never reused); `None` when the log was opened read-only
+    /// and the bytes were left in place.
+    pub saved_to: Option<PathBuf>,
     /// Why: a torn tail (expected after a crash) or damage cut on request (repair mode).
     pub reason: String,
     /// `true` for a torn tail, `false` for damage cut by repair mode.
@@ -126,7 +134,8 @@ pub struct Cut {
 pub struct Recovery {
     /// Cuts made (at most one torn tail; repair mode may cut damage).
     pub cuts: Vec<Cut>,
-    /// Segments after a repair cut, renamed aside (`*.seg.cut`).
+    /// Segments renamed aside (`*.seg.cut`): those after a repair cut, and a last segment shorter than its header
+    /// (its creation was interrupted; it holds no record).
     pub removed_segments: Vec<PathBuf>,
 }
 
@@ -203,6 +212,11 @@ impl EventLog {
     /// Open (or with `options.create`, create) the log in `dir`, recovering from a crash if needed.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> LogResult<Self> {
         let dir = dir.as_ref().to_owned();
+        if options.read_only && (options.create || options.repair) {
+            return Err(LogError::Invalid(
+                "a read-only log cannot be created or repaired (open it writable)".to_owned(),
+            ));
+        }
         if !dir.is_dir() {
             if dir.exists() {
                 return Err(LogError::Invalid(format!("{} is not a directory", dir.display())));
@@ -212,9 +226,15 @@ impl EventLog {
             }
             fs::create_dir_all(&dir).map_err(|err| LogError::io("create directory", &dir, err))?;
         }
-        let lock = lock_dir(&dir)?;
-        let mut segments = list_segments(&dir)?;
+        let lock = lock_dir(&dir, options.read_only)?;
+        let mut segments = list_segments(&dir, options.read_only)?;
         if segments.is_empty() {
+            if options.read_only {
+                return Err(LogError::Invalid(format!(
+                    "{} holds no segment: not an event log (open it writable to start one)",
+                    dir.display()
+                )));
+            }
             create_segment(&dir, 0, true)?;
             segments.push(Segment {
                 first_idx: 0,
@@ -226,11 +246,13 @@ impl EventLog {
         let path = active.path.clone();
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!options.read_only)
             .open(&path)
             .map_err(|err| LogError::io("open", &path, err))?;
-        // What survived the crash is on disk from now on.
-        file.sync_all().map_err(|err| LogError::io("sync", &path, err))?;
+        if !options.read_only {
+            // What survived the crash is on disk from now on.
+            file.sync_all().map_err(|err| LogError::io("sync", &path, err))?;
+        }
         let next_idx = active.first_idx + active.records;
         let writer = Writer {
             file,
@@ -322,6 +344,7 @@ impl EventLog {
     /// Append events in order, all or none if an idx is wrong; one fsync for the batch under
     /// [`Durability::EveryAppend`].
     pub fn append_all(&mut self, events: &[IndexedEvent]) -> LogResult<()> {
+        self.check_writable()?;
         for (event, expected) in events.iter().zip(self.next_idx..) {
             if event.idx != expected {
                 return Err(LogError::EventIndex {
@@ -349,6 +372,7 @@ impl EventLog {
     /// decode, an idx out of sequence or a record over [`format::MAX_PAYLOAD`] refuses the whole batch (the first
     /// of those, in that order of rank). Long batches are decoded, encoded and framed on several threads.
     pub fn append_json<P: AsRef<[u8]> + Sync>(&mut self, payloads: &[P]) -> LogResult<()> {
+        self.check_writable()?;
         for chunk in batch::frame(self.next_idx, payloads)? {
             for (idx, frame) in chunk.records() {
                 self.begin_record(idx, frame.len())?;
@@ -364,6 +388,7 @@ impl EventLog {
     /// (the master broadcasts them), so each event is encoded once. A payload that breaks the rule is caught by
     /// replay, as corruption.
     pub(crate) fn append_encoded<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> LogResult<()> {
+        self.check_writable()?;
         // All or none for what can be checked before writing: a record over the limit refuses the whole batch.
         for (payload, idx) in payloads.iter().zip(self.next_idx..) {
             check_size(idx, payload.as_ref())?;
@@ -372,6 +397,19 @@ impl EventLog {
             self.append_payload(idx, payload.as_ref())?;
         }
         self.after_append()
+    }
+
+    /// Whether the log was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.options.read_only
+    }
+
+    /// Refuse a write to a log opened read-only.
+    pub(crate) fn check_writable(&self) -> LogResult<()> {
+        if self.options.read_only {
+            return Err(LogError::ReadOnly { path: self.dir.clone() });
+        }
+        Ok(())
     }
 
     fn append_payload(&mut self, idx: u64, payload: &[u8]) -> LogResult<()> {
@@ -472,10 +510,21 @@ impl EventLog {
         Ok(())
     }
 
-    /// Seal the active segment and start a new one at `next_idx`.
+    /// Seal the active segment and start a new one at `next_idx`. A failure at any step leaves the active segment
+    /// as it was and no new segment behind, so the next append tries again.
     fn rotate(&mut self) -> LogResult<()> {
         self.flush()?;
         let durable = self.options.durability != Durability::None;
+        if durable {
+            // The sealed segment is on disk before a later one exists, and what a failed rotation leaves counted
+            // (the records of its batch before the rotation) is durable.
+            self.writer
+                .file
+                .sync_data()
+                .map_err(|err| LogError::io("sync", &self.writer.path, err))?;
+            self.durable_next = self.next_idx;
+            self.oldest_unsynced = None;
+        }
         let path = self.dir.join(format::segment_name(self.next_idx));
         let file = create_segment(&self.dir, self.next_idx, durable)?;
         let old = std::mem::replace(
@@ -491,11 +540,7 @@ impl EventLog {
                 index: Vec::new(),
             },
         );
-        if durable {
-            old.file
-                .sync_data()
-                .map_err(|err| LogError::io("sync", &old.path, err))?;
-        } else {
+        if !durable {
             self.dirty.push((old.file, old.path));
             self.dir_dirty = true;
         }
@@ -531,22 +576,34 @@ impl Drop for EventLog {
     }
 }
 
-fn lock_dir(dir: &Path) -> LogResult<File> {
+/// Take the directory's lock: exclusive for a writer, shared for a reader (`read_only`), who creates `LOCK` only
+/// if it is missing.
+fn lock_dir(dir: &Path, read_only: bool) -> LogResult<File> {
     let path = dir.join("LOCK");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|err| LogError::io("open", &path, err))?;
-    match fs4::FileExt::try_lock(&file) {
+    let existing = if read_only { File::open(&path).ok() } else { None };
+    let file = match existing {
+        Some(file) => file,
+        None => OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|err| LogError::io("open", &path, err))?,
+    };
+    let locked = if read_only {
+        fs4::FileExt::try_lock_shared(&file)
+    } else {
+        fs4::FileExt::try_lock(&file)
+    };
+    match locked {
         Ok(()) => Ok(file),
         Err(fs4::TryLockError::WouldBlock) => Err(LogError::Locked { path: dir.to_owned() }),
         Err(fs4::TryLockError::Error(err)) => Err(LogError::io("lock", &path, err)),
     }
 }
 
-fn list_segments(dir: &Path) -> LogResult<Vec<Segment>> {
+/// The segments of `dir` in idx order; a writer (`!read_only`) also deletes the `*.tmp` files a crash left.
+fn list_segments(dir: &Path, read_only: bool) -> LogResult<Vec<Segment>> {
     let entries = fs::read_dir(dir).map_err(|err| LogError::io("list", dir, err))?;
     let mut segments = Vec::new();
     for entry in entries {
@@ -558,8 +615,8 @@ fn list_segments(dir: &Path) -> LogResult<Vec<Segment>> {
                 first_idx,
                 path: entry.path(),
             });
-        } else if Path::new(name).extension().is_some_and(|ext| ext == "tmp") {
-            // A snapshot that was being written when the process died; never renamed, so never valid.
+        } else if !read_only && Path::new(name).extension().is_some_and(|ext| ext == "tmp") {
+            // A snapshot or segment that was being written when the process died; never renamed, so never valid.
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -567,21 +624,41 @@ fn list_segments(dir: &Path) -> LogResult<Vec<Segment>> {
     Ok(segments)
 }
 
-/// Create an empty segment (header only); `durable` syncs it and the directory.
+/// Create an empty segment (header only), all or nothing: the header is written to `{name}.tmp` (replacing any
+/// leftover) and synced, then the file is renamed into place (replacing a leftover of a failed attempt); `durable`
+/// also syncs the directory. On failure no file is left behind (removal is best effort; a leftover `.tmp` is
+/// deleted on open, and a leftover segment is replaced by the next attempt).
 fn create_segment(dir: &Path, first_idx: u64, durable: bool) -> LogResult<File> {
     let path = dir.join(format::segment_name(first_idx));
+    let temp = dir.join(format!("{}.tmp", format::segment_name(first_idx)));
+    let created = write_segment_header(&temp, first_idx).and_then(|file| {
+        fs::rename(&temp, &path)
+            .map(|()| file)
+            .map_err(|err| LogError::io("rename", &temp, err))
+    });
+    let file = created.inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })?;
+    if durable {
+        sync_dir(dir).inspect_err(|_| {
+            let _ = fs::remove_file(&path);
+        })?;
+    }
+    Ok(file)
+}
+
+/// Write a segment header into a new file at `path` and sync it.
+fn write_segment_header(path: &Path, first_idx: u64) -> LogResult<File> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|err| LogError::io("create", &path, err))?;
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|err| LogError::io("create", path, err))?;
     file.write_all(&format::segment_header(first_idx))
-        .map_err(|err| LogError::io("write", &path, err))?;
-    if durable {
-        file.sync_all().map_err(|err| LogError::io("sync", &path, err))?;
-        sync_dir(dir)?;
-    }
+        .and_then(|()| file.sync_all())
+        .map_err(|err| LogError::io("write", path, err))?;
     Ok(file)
 }
 
@@ -683,8 +760,20 @@ fn is_torn_tail(path: &Path, offset: u64, damage: Damage, file_len: u64) -> LogR
     })
 }
 
-/// Cut `path` at `offset`, saving the cut bytes to a side file first.
-fn cut_segment(dir: &Path, path: &Path, offset: u64, reason: String, torn: bool) -> LogResult<Cut> {
+/// Cut `path` at `offset`, saving the cut bytes first to a side file of their own (`{segment}.cut-{offset}`, see
+/// [`unused_path`]). A `read_only` log leaves the file as it is and only reports the cut.
+fn cut_segment(dir: &Path, path: &Path, offset: u64, reason: String, torn: bool, read_only: bool) -> LogResult<Cut> {
+    if read_only {
+        let len = fs::metadata(path).map_err(|err| LogError::io("stat", path, err))?.len();
+        return Ok(Cut {
+            segment: path.to_owned(),
+            offset,
+            bytes: len.saturating_sub(offset),
+            saved_to: None,
+            reason,
+            torn,
+        });
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -695,8 +784,12 @@ fn cut_segment(dir: &Path, path: &Path, offset: u64, reason: String, torn: bool)
         .and_then(|_| file.read_to_end(&mut cut))
         .map_err(|err| LogError::io("read", path, err))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("segment");
-    let saved_to = dir.join(format!("{name}.cut-{offset}"));
-    let mut side = File::create(&saved_to).map_err(|err| LogError::io("create", &saved_to, err))?;
+    let saved_to = unused_path(&dir.join(format!("{name}.cut-{offset}")));
+    let mut side = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&saved_to)
+        .map_err(|err| LogError::io("create", &saved_to, err))?;
     side.write_all(&cut)
         .and_then(|()| side.sync_all())
         .map_err(|err| LogError::io("write", &saved_to, err))?;
@@ -708,10 +801,51 @@ fn cut_segment(dir: &Path, path: &Path, offset: u64, reason: String, torn: bool)
         segment: path.to_owned(),
         offset,
         bytes: cut.len() as u64,
-        saved_to,
+        saved_to: Some(saved_to),
         reason,
         torn,
     })
+}
+
+/// `base` if no file has that name, else the first free `base.1`, `base.2`, …: what a cut saves is never
+/// overwritten by a later cut.
+fn unused_path(base: &Path) -> PathBuf {
+    let mut path = base.to_owned();
+    let mut n = 0u64;
+    while fs::symlink_metadata(&path).is_ok() {
+        n += 1;
+        let mut name = base.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        path = PathBuf::from(name);
+    }
+    path
+}
+
+/// Move a segment aside as `{segment}.cut` (see [`unused_path`]) and report it; a `read_only` log only forgets it.
+fn move_aside(segment: &Segment, read_only: bool, recovery: &mut Recovery) -> LogResult<()> {
+    if read_only {
+        return Ok(());
+    }
+    let aside = unused_path(&segment.path.with_extension("seg.cut"));
+    fs::rename(&segment.path, &aside).map_err(|err| LogError::io("rename", &segment.path, err))?;
+    recovery.removed_segments.push(aside);
+    Ok(())
+}
+
+/// A last segment shorter than its header, after others: its creation was interrupted, it holds no record. It is
+/// moved aside (no disk space needed), and the segment before it is the active one again.
+fn drop_short_last_segment(segments: &mut Vec<Segment>, read_only: bool, recovery: &mut Recovery) -> LogResult<()> {
+    if let [.., _, last] = segments.as_slice() {
+        let len = fs::metadata(&last.path)
+            .map_err(|err| LogError::io("stat", &last.path, err))?
+            .len();
+        if len < SEGMENT_HEADER {
+            if let Some(short) = segments.pop() {
+                move_aside(&short, read_only, recovery)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Verify the segments (the last one always, all with `verify_all`/`repair`), cut a torn tail, and return the
@@ -723,6 +857,8 @@ fn recover(
     recovery: &mut Recovery,
 ) -> LogResult<(Vec<Segment>, Active)> {
     let verify_all = options.verify_all || options.repair;
+    let read_only = options.read_only;
+    drop_short_last_segment(&mut segments, read_only, recovery)?;
     let mut position = 0;
     loop {
         let last = position + 1 == segments.len();
@@ -749,14 +885,18 @@ fn recover(
                 if !torn && !options.repair {
                     return Err(LogError::corrupted(&segment.path, 0, reason));
                 }
-                recovery.cuts.push(cut_segment(dir, &segment.path, 0, reason, torn)?);
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .open(&segment.path)
-                    .map_err(|err| LogError::io("open", &segment.path, err))?;
-                file.write_all(&format::segment_header(segment.first_idx))
-                    .and_then(|()| file.sync_all())
-                    .map_err(|err| LogError::io("write", &segment.path, err))?;
+                recovery
+                    .cuts
+                    .push(cut_segment(dir, &segment.path, 0, reason, torn, read_only)?);
+                if !read_only {
+                    let mut file = OpenOptions::new()
+                        .write(true)
+                        .open(&segment.path)
+                        .map_err(|err| LogError::io("open", &segment.path, err))?;
+                    file.write_all(&format::segment_header(segment.first_idx))
+                        .and_then(|()| file.sync_all())
+                        .map_err(|err| LogError::io("write", &segment.path, err))?;
+                }
                 Scan {
                     records: 0,
                     end: SEGMENT_HEADER,
@@ -775,10 +915,9 @@ fn recover(
             if !torn && !options.repair {
                 return Err(LogError::corrupted(&segment.path, offset, reason));
             }
-            let reason = if torn { format!("torn tail: {reason}") } else { reason };
             recovery
                 .cuts
-                .push(cut_segment(dir, &segment.path, offset, reason, torn)?);
+                .push(cut_segment(dir, &segment.path, offset, reason, torn, read_only)?);
             stop_here = true;
         } else if !last {
             let next_first = segments[position + 1].first_idx;
@@ -796,9 +935,7 @@ fn recover(
         }
         if stop_here {
             for later in segments.drain(position + 1..) {
-                let aside = later.path.with_extension("seg.cut");
-                fs::rename(&later.path, &aside).map_err(|err| LogError::io("rename", &later.path, err))?;
-                recovery.removed_segments.push(aside);
+                move_aside(&later, read_only, recovery)?;
             }
             if !recovery.removed_segments.is_empty() {
                 sync_dir(dir)?;

@@ -96,6 +96,7 @@ impl EventLog {
     /// is synced first, so a snapshot never gets ahead of what is durable. Older snapshots beyond
     /// `keep_snapshots` are deleted. Returns the snapshot's idx.
     pub fn snapshot(&mut self, state: &State) -> LogResult<u64> {
+        self.check_writable()?;
         let Some(idx) = u64::try_from(state.last_event_applied_idx).ok() else {
             return Err(LogError::Invalid("cannot snapshot the empty State".to_owned()));
         };
