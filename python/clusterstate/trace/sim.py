@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from .cluster import ClusterSpec, NodeSpec
 from .config import TraceConfig
 from .rand import derive_rng, uuid_str
 
-__all__ = ["Action", "NodeRuntime", "Sim"]
+__all__ = ["Action", "NodeRuntime", "Progress", "Sim"]
 
 Action = Callable[[float], None]
+Progress = Callable[[float], None]
+"""Told the simulated time (seconds) as a trace is generated."""
 
 
 @dataclass
@@ -105,10 +108,17 @@ class Sim:
 
         self.at(when, guarded)
 
-    def run(self) -> Iterator[IndexedEvent]:
-        """Run every action before ``duration_s``, yielding events in index order."""
+    def run(self, progress: Progress | None = None) -> Iterator[IndexedEvent]:
+        """Run every action before ``duration_s``, yielding events in index order.
+
+        ``progress``, if given, is called with the simulated time whenever it passes a whole second.
+        """
+        next_second = 1.0
         while self._queue and self._queue[0][0] < self.config.duration_s:
             when, _, action = heapq.heappop(self._queue)
+            if progress is not None and when >= next_second:
+                progress(when)
+                next_second = math.floor(when) + 1.0
             action(when)
             yield from self._emitted
             self._emitted.clear()
