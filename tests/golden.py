@@ -50,9 +50,21 @@ import strategies
 from clusterstate.codec import decode_indexed_event
 from clusterstate.models import IndexedEvent, State
 from clusterstate.reference import apply
-from clusterstate.trace import generate_trace
+from clusterstate.trace import TraceConfig, generate
 
 OUT = Path(__file__).parent / "data" / "golden"
+
+TRACES = {
+    # A Thunderbolt ring of 4 Macs with the bridge enabled: bridge cycles, RDMA edges, a model instance.
+    "trace_ring4": TraceConfig(nodes=4, duration_s=20.0, seed=1, mac_fraction=1.0),
+    # A bigger mixed cluster, a full Thunderbolt mesh in groups.
+    "trace_mesh8": TraceConfig(nodes=8, duration_s=8.0, seed=2, tb_wiring="mesh"),
+    # Crashes: silent nodes declared disconnected by the master, then rejoining.
+    "trace_crash4": TraceConfig(
+        nodes=4, duration_s=90.0, seed=3, silent_nodes=2, rejoin_after_s=50.0, silent_window=(0.1, 0.2)
+    ),
+}
+"""The seeded traces frozen in ``OUT``, by file name."""
 
 
 def write_trace(name: str, events: list[IndexedEvent]) -> None:
@@ -259,15 +271,8 @@ def write_floats(count: int) -> None:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    # A Thunderbolt ring of 4 Macs with the bridge enabled: bridge cycles, RDMA edges, a model instance.
-    write_trace("trace_ring4", generate_trace(nodes=4, duration_s=20.0, seed=1, mac_fraction=1.0))
-    # A bigger mixed cluster, a full Thunderbolt mesh in groups.
-    write_trace("trace_mesh8", generate_trace(nodes=8, duration_s=8.0, seed=2, tb_wiring="mesh"))
-    # Crashes: silent nodes declared disconnected by the master, then rejoining.
-    write_trace(
-        "trace_crash4",
-        generate_trace(nodes=4, duration_s=90.0, seed=3, silent_nodes=2, rejoin_after_s=50.0, silent_window=(0.1, 0.2)),
-    )
+    for name, config in TRACES.items():
+        write_trace(name, generate(config))
     write_drawn("drawn", examples=20, size=30)
     write_states(12)
     write_inputs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
@@ -52,6 +53,7 @@ from clusterstate.reference import fold
 from clusterstate.trace import TraceConfig, cluster_spec, generate, generate_trace, iter_trace, node_ids
 from clusterstate.trace.monitors import LINUX_MONITORS, MAC_MONITORS, Monitor
 from clusterstate.trace.payloads import model_spec, shard_bytes
+from golden import OUT, TRACES
 
 # A cluster with most things in it: 3 Macs cabled in a ring with the bridge on, 2 Linux boxes, an
 # instance over the Macs and a steady stream of requests. Crashes have their own tests below.
@@ -158,7 +160,25 @@ def test_origins_are_the_producers(rich_trace: list[IndexedEvent]) -> None:
     assert generation_tasks_seen
 
 
+def test_the_golden_traces_come_out_byte_for_byte() -> None:
+    for name, config in TRACES.items():
+        lines = [event.model_dump_json() for event in generate(config)]
+        assert "\n".join(lines) + "\n" == (OUT / f"{name}.events.jsonl").read_text(encoding="utf-8"), name
+
+
+def test_progress_tells_each_simulated_second_without_changing_the_trace() -> None:
+    config = TraceConfig(nodes=4, duration_s=30.0, seed=7, silent_nodes=1)
+    told: list[float] = []
+    assert generate(config, told.append) == generate(config)
+    assert len(told) >= 25  # monitors sample every few seconds, so nearly every second has an action
+    assert all(1.0 <= now < config.duration_s for now in told)
+    assert all(math.floor(later) > earlier for earlier, later in itertools.pairwise(told))
+
+
 def test_config_rejects_nonsense() -> None:
+    for duration in (math.inf, math.nan, 0.0):
+        with pytest.raises(ValueError, match="duration_s must be positive and finite"):
+            TraceConfig(nodes=2, duration_s=duration)
     with pytest.raises(ValueError, match="silent_nodes"):
         TraceConfig(nodes=2, silent_nodes=2)
     with pytest.raises(ValueError, match="mac_fraction"):

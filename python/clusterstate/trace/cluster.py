@@ -107,11 +107,10 @@ def cluster_spec(config: TraceConfig) -> ClusterSpec:
     n = config.nodes
     mac_count = min(n, int(n * config.mac_fraction + 0.5))
     id_rng = derive_rng(config.seed, "node-ids")
-    ids: list[NodeId] = []
-    while len(ids) < n:
-        candidate = peer_id(id_rng)
-        if candidate not in ids:
-            ids.append(candidate)
+    unique: dict[NodeId, None] = {}  # insertion-ordered, with constant-time membership
+    while len(unique) < n:
+        unique.setdefault(peer_id(id_rng))
+    ids = list(unique)
 
     macs = list(range(mac_count))
     size = max(config.tb_group_size, 1)
@@ -148,8 +147,12 @@ def cluster_spec(config: TraceConfig) -> ClusterSpec:
     net_rng = derive_rng(config.seed, "lan")
     subnet = f"10.{net_rng.randrange(256)}"
     third = net_rng.randrange(0, 200)
+    # One draw per pair, in pair order; with a full mesh no draw can cut a pair, so none is made
+    # (net_rng draws nothing after this), which keeps the default cluster linear in its nodes.
     unreachable = frozenset(
-        frozenset((ids[a], ids[b])) for a, b in combinations(range(n), 2) if net_rng.random() >= config.lan_reachability
+        frozenset((ids[a], ids[b]))
+        for a, b in (combinations(range(n), 2) if config.lan_reachability < 1.0 else ())
+        if net_rng.random() >= config.lan_reachability
     )
     name_order = list(_FIRST_NAMES)
     derive_rng(config.seed, "names").shuffle(name_order)

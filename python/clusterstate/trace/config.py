@@ -7,6 +7,7 @@ model instance serving a trickle of chat requests. A trace is a pure function of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,7 +82,7 @@ class TraceConfig:
             message
             for ok, message in (
                 (self.nodes >= 1, "nodes must be at least 1"),
-                (self.duration_s > 0, "duration_s must be positive"),
+                (0 < self.duration_s < math.inf, "duration_s must be positive and finite"),
                 (0.0 <= self.mac_fraction <= 1.0, "mac_fraction must be in [0, 1]"),
                 (self.tb_wiring in ("ring", "mesh"), "tb_wiring must be 'ring' or 'mesh'"),
                 (self.tb_wiring != "mesh" or self.tb_group_size <= 7, "a mesh group needs at most 7 Macs"),

@@ -17,13 +17,16 @@ from .master import Master
 from .monitors import start_monitors
 from .network import start_sweeps
 from .payloads import model_spec
-from .sim import NodeRuntime, Sim
+from .sim import NodeRuntime, Progress, Sim
 
 __all__ = ["generate", "generate_trace", "iter_trace", "node_ids"]
 
 
-def iter_trace(config: TraceConfig) -> Iterator[IndexedEvent]:
-    """The trace of ``config``, event by event, in global index order (idx 0, 1, 2, ...)."""
+def iter_trace(config: TraceConfig, progress: Progress | None = None) -> Iterator[IndexedEvent]:
+    """The trace of ``config``, event by event, in global index order (idx 0, 1, 2, ...).
+
+    ``progress``, if given, is called with the simulated time whenever it passes a whole second.
+    """
     spec = cluster_spec(config)
     sim = Sim(config, spec)
     for node in sim.nodes.values():
@@ -35,11 +38,11 @@ def iter_trace(config: TraceConfig) -> Iterator[IndexedEvent]:
         if node.spec.rejoin_at is not None:
             sim.at(node.spec.rejoin_at, partial(_boot, sim, node))
     Master(sim).start()
-    return sim.run()
+    return sim.run(progress)
 
 
-def generate(config: TraceConfig) -> list[IndexedEvent]:
-    """The whole trace of ``config`` as a list.
+def generate(config: TraceConfig, progress: Progress | None = None) -> list[IndexedEvent]:
+    """The whole trace of ``config`` as a list (``progress``: as in :func:`iter_trace`).
 
     CPython's cyclic garbage collector is paused while the list is built (and restored after,
     also on error): every event stays alive in the list, and each full collection would walk all
@@ -49,7 +52,7 @@ def generate(config: TraceConfig) -> list[IndexedEvent]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return list(iter_trace(config))
+        return list(iter_trace(config, progress))
     finally:
         if collecting:
             gc.enable()

@@ -102,7 +102,7 @@ def _psutil_memory(sim: Sim, node: NodeRuntime) -> Sequence[GatheredInfo]:
 
 def _network(sim: Sim, node: NodeRuntime) -> Sequence[GatheredInfo]:
     ifaces = list(node.spec.interfaces)
-    sim.network[node.node_id] = tuple(iface.ip_address for iface in ifaces)
+    sim.advertise(node.node_id, tuple(iface.ip_address for iface in ifaces))
     return [NodeNetworkInterfaces(ifaces=ifaces)]
 
 

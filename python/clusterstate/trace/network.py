@@ -21,7 +21,7 @@ from clusterstate.models import (
     TopologyEdgeDeleted,
 )
 
-from .sim import NodeRuntime, Sim
+from .sim import NodeRuntime, Sim, SweepMemo
 
 __all__ = ["API_PORT", "reachable", "start_sweeps"]
 
@@ -49,36 +49,56 @@ def start_sweeps(sim: Sim, node: NodeRuntime, boot: float) -> None:
 
 
 def _sweep(sim: Sim, node: NodeRuntime, start: float) -> None:
+    memo = sim.sweeps.get(node.node_id)
+    if memo is None or memo.version != sim.view_version:
+        memo = SweepMemo(sim.view_version, _confirmations(sim, node), _slowed(sim))
+        sim.sweeps[node.node_id] = memo
+    duration = node.rng.uniform(0.02, 0.25) + (_DEAD_PROBE_S if memo.slowed else 0.0)
+    confirmed = memo.confirmed
+
+    def finish(now: float) -> None:
+        # The edges already match this sweep's confirmations if nothing changed since they were applied.
+        if memo.settled != sim.view_version:
+            _apply(sim, node, confirmed)
+            memo.settled = sim.view_version
+        sim.on_node(node, now + _SWEEP_PAUSE_S, lambda later: _sweep(sim, node, later))
+
+    sim.on_node(node, start + duration, finish)
+
+
+def _confirmations(sim: Sim, node: NodeRuntime) -> list[tuple[NodeId, str]]:
     # Only peers the node can reach at some IP (LAN or bridge) can confirm an edge; probing the
     # others fails whatever the State shows, so they are skipped: the confirmations come out the
     # same, in the same order, without touching every node of a large sparse cluster each sweep.
     in_topology, network = sim.in_topology, sim.network
-    confirmed = [
+    return [
         (peer.node_id, ip)
         for peer in _probe_peers(sim, node)
         if peer.node_id in in_topology
         for ip in network.get(peer.node_id, ())
         if reachable(sim, node, peer, ip)
     ]
-    # A probe of any dead machine the State still shows (with an IP to probe) slows the sweep.
-    any_dead = any(peer_id in in_topology and network.get(peer_id) for peer_id in sim.down)
-    duration = node.rng.uniform(0.02, 0.25) + (_DEAD_PROBE_S if any_dead else 0.0)
 
-    def finish(now: float) -> None:
-        edges = sim.socket_edges.setdefault(node.node_id, {})
-        # A peer the master dropped during the sweep is not re-added (it would be a ghost node).
-        fresh = [key for key in confirmed if key not in edges and key[0] in sim.in_topology]
-        still = set(confirmed)
-        stale = [key for key in edges if key not in still]
-        for key in fresh:
-            edges[key] = None
-            sim.emit(node.node_id, TopologyEdgeCreated(event_id=sim.event_id(), conn=_connection(node.node_id, *key)))
-        for key in stale:
-            del edges[key]
-            sim.emit(node.node_id, TopologyEdgeDeleted(event_id=sim.event_id(), conn=_connection(node.node_id, *key)))
-        sim.on_node(node, now + _SWEEP_PAUSE_S, lambda later: _sweep(sim, node, later))
 
-    sim.on_node(node, start + duration, finish)
+def _slowed(sim: Sim) -> bool:
+    """Whether a probe meets a dead machine the State still shows (with an IP to probe)."""
+    in_topology, network = sim.in_topology, sim.network
+    return any(peer_id in in_topology and network.get(peer_id) for peer_id in sim.down)
+
+
+def _apply(sim: Sim, node: NodeRuntime, confirmed: list[tuple[NodeId, str]]) -> None:
+    """Create the newly confirmed socket out-edges of ``node`` and delete those no longer confirmed."""
+    edges = sim.socket_edges.setdefault(node.node_id, {})
+    # A peer the master dropped during the sweep is not re-added (it would be a ghost node).
+    fresh = [key for key in confirmed if key not in edges and key[0] in sim.in_topology]
+    still = set(confirmed)
+    stale = [key for key in edges if key not in still]
+    for key in fresh:
+        edges[key] = None
+        sim.emit(node.node_id, TopologyEdgeCreated(event_id=sim.event_id(), conn=_connection(node.node_id, *key)))
+    for key in stale:
+        del edges[key]
+        sim.emit(node.node_id, TopologyEdgeDeleted(event_id=sim.event_id(), conn=_connection(node.node_id, *key)))
 
 
 def _probe_peers(sim: Sim, node: NodeRuntime) -> tuple[NodeRuntime, ...]:

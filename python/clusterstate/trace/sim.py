@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,9 +28,23 @@ from .cluster import ClusterSpec, NodeSpec
 from .config import TraceConfig
 from .rand import derive_rng, uuid_str
 
-__all__ = ["Action", "NodeRuntime", "Sim"]
+__all__ = ["Action", "NodeRuntime", "Progress", "Sim", "SweepMemo"]
 
 Action = Callable[[float], None]
+Progress = Callable[[float], None]
+"""Told the simulated time (seconds) as a trace is generated."""
+
+
+@dataclass
+class SweepMemo:
+    """A node's last reachability sweep: the ``view_version`` it saw, the edges it confirmed (sink,
+    IP) and whether a dead machine slowed it; ``settled``: the version after the sweep's edges were
+    applied (``None`` until they are)."""
+
+    version: int
+    confirmed: list[tuple[NodeId, str]]
+    slowed: bool
+    settled: int | None = None
 
 
 @dataclass
@@ -80,7 +95,10 @@ class Sim:
         self.in_topology: set[NodeId] = set()
         self.disconnected: set[NodeId] = set()
         self.network: dict[NodeId, tuple[str, ...]] = {}
-        """IPs each node advertised in its last NodeNetworkInterfaces."""
+        """IPs each node advertised in its last NodeNetworkInterfaces (set through :meth:`advertise`)."""
+        self.view_version = 0
+        """Bumped whenever ``in_topology``, ``network`` or ``down`` change, or a disconnect removes edges:
+        a sweep that sees the same version sees the same cluster (clusterstate.trace.network)."""
         self.socket_edges: dict[NodeId, dict[tuple[NodeId, str], None]] = {}
         """Each node's reachability out-edges (sink, IP), in creation order."""
         self.down: set[NodeId] = set(self.nodes)
@@ -88,6 +106,8 @@ class Sim:
         # Static reachability, worked out on first use by the sweeps (clusterstate.trace.network).
         self.probe_peers: dict[NodeId, tuple[NodeRuntime, ...]] = {}
         self.lan_unreachable_from: dict[NodeId, set[NodeId]] | None = None
+        self.sweeps: dict[NodeId, SweepMemo] = {}
+        """What each node's last sweep found, for reuse while ``view_version`` stays the same."""
 
     # --- scheduling ---
 
@@ -105,10 +125,17 @@ class Sim:
 
         self.at(when, guarded)
 
-    def run(self) -> Iterator[IndexedEvent]:
-        """Run every action before ``duration_s``, yielding events in index order."""
+    def run(self, progress: Progress | None = None) -> Iterator[IndexedEvent]:
+        """Run every action before ``duration_s``, yielding events in index order.
+
+        ``progress``, if given, is called with the simulated time whenever it passes a whole second.
+        """
+        next_second = 1.0
         while self._queue and self._queue[0][0] < self.config.duration_s:
             when, _, action = heapq.heappop(self._queue)
+            if progress is not None and when >= next_second:
+                progress(when)
+                next_second = math.floor(when) + 1.0
             action(when)
             yield from self._emitted
             self._emitted.clear()
@@ -120,6 +147,7 @@ class Sim:
         node.up = True
         node.epoch += 1
         self.down.discard(node.node_id)
+        self.view_version += 1
 
     def crash(self, node: NodeRuntime) -> None:
         """End the node's life: it stops producing and loses what it held in memory."""
@@ -128,6 +156,7 @@ class Sim:
         node.resident_bytes = 0
         node.generating = 0
         self.down.add(node.node_id)
+        self.view_version += 1
 
     # --- emitting ---
 
@@ -143,14 +172,22 @@ class Sim:
         indexed = IndexedEvent(idx=self.next_idx, origin=origin, event=event)
         self.next_idx += 1
         self.last_idx[origin] = indexed.idx
-        if isinstance(event, NodeGatheredInfo):
+        if isinstance(event, NodeGatheredInfo) and event.node_id not in self.in_topology:
             # A sample (re)adds its node to the topology, also after a disconnect.
             self.in_topology.add(event.node_id)
             self.disconnected.discard(event.node_id)
+            self.view_version += 1
         self._emitted.append(indexed)
+
+    def advertise(self, node_id: NodeId, ips: tuple[str, ...]) -> None:
+        """Record the IPs of ``node_id``'s NodeNetworkInterfaces sample."""
+        if self.network.get(node_id) != ips:
+            self.network[node_id] = ips
+            self.view_version += 1
 
     def disconnect(self, node_id: NodeId) -> None:
         """Forget ``node_id`` as the State does when NodeDisconnected is applied."""
+        self.view_version += 1
         self.in_topology.discard(node_id)
         self.disconnected.add(node_id)
         self.last_idx.pop(node_id, None)
