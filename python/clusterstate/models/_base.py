@@ -143,6 +143,7 @@ def _checked_json(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
 JsonObject = Annotated[dict[str, JsonValue], AfterValidator(_checked_json)]
 """A JSON object carried opaquely: validated as (finite) JSON, never looked inside by the reducer."""
 
+
 def _checked_bodies(value: dict[str, dict[str, JsonValue]]) -> dict[str, dict[str, JsonValue]]:
     for body in value.values():
         check_json(body)
