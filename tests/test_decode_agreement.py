@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import clusterstate
 import strategies
 from clusterstate import CoreState, MasterCore, NodeCore, reference
-from clusterstate.codec import decode_event, decode_indexed_event
+from clusterstate.codec import decode_event, decode_indexed_event, decode_state
 from clusterstate.errors import DecodeError
 from clusterstate.models import IndexedEvent, State
 
@@ -70,7 +70,7 @@ def _get(value: Any, path: tuple[Any, ...]) -> Any:
     return value
 
 
-VARIANTS = 8  # hostile inputs made from each drawn event (drawing the event costs the most)
+VARIANTS = 16  # hostile inputs made from each drawn event (drawing the event costs the most)
 
 
 @st.composite
@@ -256,3 +256,18 @@ def test_both_keep(raw: str, params: str) -> None:
         assert rust.model_dump_json() == ref.model_dump_json()
         assert rust == ref
         assert CoreState.from_json(rust.model_dump_json()).model_dump_json() == ref.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"last_event_applied_idx":3,"last_event_index_by_node":{"a":1,"a":2}}',
+        '{"last_event_applied_idx":3,"last_event_applied_idx":3}',
+        '{"topology":[[],{}]}',
+    ],
+)
+def test_states_both_refuse(raw: str) -> None:
+    with pytest.raises(DecodeError):
+        decode_state(raw)
+    with pytest.raises(DecodeError):
+        CoreState.from_json(raw)

@@ -3,9 +3,11 @@
 //! serde's derived `Deserialize` accepts a JSON array for a struct (fields by position) and for a struct variant;
 //! pydantic refuses both. [`Strict`] wraps any deserializer and refuses a sequence wherever a struct or a struct
 //! variant is asked for, at every depth: it wraps the nested map, sequence, enum and variant accesses it hands out,
-//! the way `serde_ignored` wraps its own. It also reads ignored values in full (`deserialize_any`), so an ignored
-//! field is valid JSON as pydantic parses it (no lone surrogate, no out-of-range number).
+//! the way `serde_ignored` wraps its own. A map (`HashMap`, `IndexMap`, ...) refuses a duplicate key, which serde's
+//! maps would overwrite (a struct's derived code refuses a duplicate field itself). Ignored values are read in full
+//! (`deserialize_any`), so an ignored field is valid JSON as pydantic parses it (no lone surrogate).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
@@ -18,17 +20,34 @@ pub fn deserialize<'de, T: de::Deserialize<'de>, D: Deserializer<'de>>(deseriali
     T::deserialize(Strict(deserializer))
 }
 
-/// A visitor forwarded through [`Strict`]; `structure` refuses a sequence.
+/// What a visitor forwarded through [`Strict`] was asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Any,
+    /// A struct or struct variant: a sequence is refused.
+    Struct,
+    /// A map: a duplicate key is refused.
+    Map,
+}
+
+/// A visitor forwarded through [`Strict`].
 struct Wrap<V> {
     visitor: V,
-    structure: bool,
+    mode: Mode,
 }
 
 impl<V> Wrap<V> {
     fn any(visitor: V) -> Self {
         Self {
             visitor,
-            structure: false,
+            mode: Mode::Any,
+        }
+    }
+
+    fn structure(visitor: V) -> Self {
+        Self {
+            visitor,
+            mode: Mode::Struct,
         }
     }
 }
@@ -49,8 +68,16 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
         deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
         deserialize_f32 deserialize_f64 deserialize_char deserialize_str deserialize_string deserialize_bytes
-        deserialize_byte_buf deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_byte_buf deserialize_option deserialize_unit deserialize_seq
         deserialize_identifier
+    }
+
+    #[inline]
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(Wrap {
+            visitor,
+            mode: Mode::Map,
+        })
     }
 
     #[inline]
@@ -90,14 +117,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_struct(
-            name,
-            fields,
-            Wrap {
-                visitor,
-                structure: true,
-            },
-        )
+        self.0.deserialize_struct(name, fields, Wrap::structure(visitor))
     }
 
     #[inline]
@@ -160,7 +180,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
 
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        if self.structure {
+        if self.mode == Mode::Struct {
             return Err(de::Error::invalid_type(de::Unexpected::Seq, &self.visitor));
         }
         self.visitor.visit_seq(Strict(seq))
@@ -168,6 +188,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
 
     #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        if self.mode == Mode::Map {
+            return self.visitor.visit_map(Unique {
+                map: Strict(map),
+                seen: HashSet::new(),
+            });
+        }
         self.visitor.visit_map(Strict(map))
     }
 
@@ -255,13 +281,38 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Strict<A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        self.0.struct_variant(
-            fields,
-            Wrap {
-                visitor,
-                structure: true,
-            },
-        )
+        self.0.struct_variant(fields, Wrap::structure(visitor))
+    }
+}
+
+/// A map's entries, each key read as a string first to refuse a duplicate.
+struct Unique<A> {
+    map: Strict<A>,
+    seen: HashSet<String>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Unique<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        let Some(key) = self.map.next_key::<String>()? else {
+            return Ok(None);
+        };
+        if self.seen.contains(&key) {
+            return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+        }
+        let value = seed.deserialize(de::value::StrDeserializer::new(&key))?;
+        self.seen.insert(key);
+        Ok(Some(value))
+    }
+
+    #[inline]
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
     }
 }
 
@@ -312,6 +363,19 @@ mod tests {
             Tagged::Fields { a: 3 }
         );
         assert_eq!(strict::<Tagged>(r#""Unit""#).unwrap(), Tagged::Unit);
+    }
+
+    #[test]
+    fn maps_refuse_duplicate_keys() {
+        type Map = std::collections::HashMap<String, u64>;
+        assert!(
+            serde_json::from_str::<Map>(r#"{"a":1,"a":2}"#).is_ok(),
+            "serde alone keeps the last"
+        );
+        let err = strict::<Map>(r#"{"a":1,"b":2,"a":3}"#).unwrap_err().to_string();
+        assert!(err.contains(r#"duplicate key "a""#), "{err}");
+        assert_eq!(strict::<Map>(r#"{"a":1,"b":2}"#).unwrap().len(), 2);
+        assert!(strict::<Vec<Map>>(r#"[{"a":1},{"x":1,"x":1}]"#).is_err());
     }
 
     #[test]
