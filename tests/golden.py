@@ -166,12 +166,13 @@ ODD_INPUTS = [
     '"edge":{"sinkRdmaIface":"rdma_en2","source_rdma_iface":"rdma_en3"}}}}}',
     '{"idx":2,"event":{"NodeTimedOut":{"event_id":"e","node_id":"n"}}}',
     '{"idx":2,"event":{"NodeDisconnected":{"event_id":"e","nodeId":"n","lastIndex":null,"staleCycles":3}}}',
-    # Floats as pydantic re-encodes them, ints for floats, unicode, key order and duplicates in opaque JSON.
+    # Floats as pydantic re-encodes them, ints of any size, ints for floats, unicode and key order in opaque JSON.
     '{"idx":3,"event":{"NodeGatheredInfo":{"event_id":"e","node_id":"n\u00e9","info":{"MacmonMetrics":'
     '{"system_profile":{"gpu_usage":1,"temp":1E5,"sys_power":2.5e-5,"pcpu_usage":1e16,"ecpu_usage":-0.0},'
     '"memory":' + _MEMORY + "}}}}}",
     '{"idx":4,"event":{"ChunkGenerated":{"event_id":"e","command_id":"c","chunk":{"TokenChunk":'
-    '{"z":1,"a":[1.0,1e16,1E-7,0.1,-0.0,123456789012345678],"s":"\\u00e9\\u2028\\n\\u0001\\/","d":2,"z":3}}}}}',
+    '{"z":1,"a":[1.0,1e16,1E-7,0.1,-0.0,-0,123456789012345678,18446744073709551616,-99999999999999999999999],'
+    '"s":"\\u00e9\\u2028\\n\\u0001\\/","d":2}}}}}',
     '{"idx":5,"event":{"TaskCreated":{"event_id":"e","task_id":"t","task":{"TextGeneration":{"instanceId":"i",'
     '"task_id":"t","commandId":"c","taskParams":{"messages":[{"role":"user","content":"hi"}],"temperature":0.7}}}}}}',
     '{"idx":6,"event":{"NodeDownloadProgress":{"event_id":"e","download_progress":{"DownloadOngoing":'
@@ -187,6 +188,18 @@ ODD_INPUTS = [
 
 BAD_INPUTS = [
     "",
+    # Duplicate keys, structs written as arrays, an index beyond i64, a port in non-ASCII digits.
+    '{"idx":4,"event":{"ChunkGenerated":{"event_id":"e","command_id":"c","chunk":{"TokenChunk":{"z":1,"z":3}}}}}',
+    '{"idx":0,"idx":0,"event":{"TestEvent":{"event_id":"e"}}}',
+    '[2,"n1",{"TestEvent":["e"]}]',
+    '{"idx":0,"event":{"TestEvent":["e"]}}',
+    '{"idx":0,"event":{"NodeDisconnected":{"event_id":"e","node_id":"n","last_index":9223372036854775808,'
+    '"stale_cycles":1}}}',
+    '{"idx":0,"event":{"NodeDisconnected":{"event_id":"e","node_id":"n","last_index":1,'
+    '"stale_cycles":18446744073709551616}}}',
+    '{"idx":0,"event":{"NodeGatheredInfo":{"event_id":"e","node_id":"n","when":"\\ud800","info":{"NodeConfig":{}}}}}',
+    '{"idx":0,"event":{"TopologyEdgeCreated":{"event_id":"e","conn":{"source":"a","sink":"b",'
+    '"edge":{"sink_multiaddr":{"address":"/ip4/1.2.3.4/tcp/\u0668\u0660"}}}}}}',
     '{"idx":1,"event":{"TopologyEdgeCreated":{"event_id":"e","conn":{"source":"a","sink":"b",'
     '"edge":{"sink_multiaddr":{"address":"/dns4/host-1.local/tcp/80"}}}}}}',
     '{"idx":1,"event":{"TopologyEdgeCreated":{"event_id":"e","conn":{"source":"a","sink":"b",'

@@ -1,13 +1,15 @@
 """Decoding wire and log bytes into models, with typed errors.
 
 Every decoder raises :class:`clusterstate.errors.DecodeError` (a ``ValueError``) for malformed
-JSON, an unknown tag or a field of the wrong type, and never returns a partial value. Encoding is
+JSON, an unknown tag, a field of the wrong type or a duplicate key in any object (pydantic alone
+would keep the last; the Rust core refuses it), and never returns a partial value. Encoding is
 ``model.model_dump_json()`` (snake_case, the wire and log form) or
 ``model_dump_json(by_alias=True)`` (camelCase, for people).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -29,13 +31,24 @@ def _decode(adapter: TypeAdapter[T], what: str, data: bytes | bytearray | memory
     if isinstance(data, memoryview):
         data = data.tobytes()
     try:
-        return adapter.validate_json(data)
+        value = adapter.validate_json(data)
     except ValidationError as exc:
         errors: list[dict[str, Any]] = [dict(error) for error in exc.errors(include_url=False, include_input=False)]
         summary = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errors[:5])
         if len(errors) > 5:
             summary += f"; and {len(errors) - 5} more"
         raise DecodeError(what, summary, errors) from exc
+    # Valid JSON by now: a second, plain parse looks for duplicate keys, which pydantic's parser merges.
+    json.loads(data, object_pairs_hook=lambda pairs: _no_duplicates(what, pairs))
+    return value
+
+
+def _no_duplicates(what: str, pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise DecodeError(what, f"duplicate key {key!r}")
+        seen.add(key)
 
 
 def decode_event(data: bytes | bytearray | memoryview | str) -> Event:

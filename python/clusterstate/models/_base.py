@@ -24,7 +24,17 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-__all__ = ["CamelCaseModel", "JsonObject", "TaggedJson", "TaggedModel", "one_of_tags", "tag_discriminator"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_INT_DIGITS",
+    "CamelCaseModel",
+    "JsonObject",
+    "TaggedJson",
+    "TaggedModel",
+    "check_json",
+    "one_of_tags",
+    "tag_discriminator",
+]
 
 
 class CamelCaseModel(BaseModel):
@@ -94,25 +104,53 @@ def tag_discriminator(untagged: Callable[[dict[str, Any]], str | None] | None = 
     return Discriminator(discriminate)
 
 
-def _finite_json(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
-    # pydantic's JsonValue accepts NaN, Infinity and 1e400 in JSON mode and would write them back as
-    # null: a silent change of value. JSON has no such numbers, so they are rejected.
-    stack: list[JsonValue] = [value]
+MAX_JSON_DEPTH = 64
+"""How deep arrays and objects may nest in an opaque JSON value (the outermost is depth 1)."""
+
+MAX_JSON_INT_DIGITS = 4300
+"""The most digits of an integer in an opaque JSON value (Python's ``int`` text limit)."""
+
+_INT_LIMIT = 10**MAX_JSON_INT_DIGITS
+
+
+def check_json(value: Any) -> None:
+    """Refuse what an opaque JSON value may not hold, the same rules as the Rust core's.
+
+    pydantic's JsonValue accepts NaN, Infinity and 1e400 in JSON mode and would write them back as
+    null: a silent change of value, so non-finite numbers are refused. Nesting beyond
+    :data:`MAX_JSON_DEPTH` and integers of more than :data:`MAX_JSON_INT_DIGITS` digits are refused.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError("JSON numbers must be finite")
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) >= _INT_LIMIT:
+            raise ValueError(f"integer of more than {MAX_JSON_INT_DIGITS} digits")
+        if isinstance(item, (dict, list)) and depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(item, dict):
-            stack.extend(item.values())
+            stack.extend((child, depth + 1) for child in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((child, depth + 1) for child in item)
+
+
+def _checked_json(value: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    check_json(value)
     return value
 
 
-JsonObject = Annotated[dict[str, JsonValue], AfterValidator(_finite_json)]
+JsonObject = Annotated[dict[str, JsonValue], AfterValidator(_checked_json)]
 """A JSON object carried opaquely: validated as (finite) JSON, never looked inside by the reducer."""
 
-TaggedJson = Annotated[dict[str, dict[str, JsonValue]], AfterValidator(_finite_json)]
+
+def _checked_bodies(value: dict[str, dict[str, JsonValue]]) -> dict[str, dict[str, JsonValue]]:
+    for body in value.values():
+        check_json(body)
+    return value
+
+
+TaggedJson = Annotated[dict[str, dict[str, JsonValue]], AfterValidator(_checked_bodies)]
 """A tagged payload kept as JSON: ``{"Tag": {...}}``; see :func:`one_of_tags`."""
 
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, Tag, model_validator
 
-from ._base import CamelCaseModel, TaggedJson, TaggedModel, one_of_tags, tag_discriminator
-from .ids import CommandId, EventId, EventIndex, InstanceId, NodeId, RunnerId, TaskId, new_event_id
+from ._base import CamelCaseModel, TaggedJson, TaggedModel, check_json, one_of_tags, tag_discriminator
+from .ids import CommandId, EventId, EventIndex, InstanceId, Int64, NodeId, RunnerId, TaskId, UInt64, new_event_id
 from .profiling import GatheredInfo
 from .topology import Connection
 from .work import DownloadProgress, Instance, RunnerStatus, Task, TaskStatus
@@ -123,7 +123,7 @@ class NodeDisconnected(_BaseEvent):
 
     node_id: NodeId
     last_index: EventIndex | None
-    stale_cycles: int = Field(ge=0)
+    stale_cycles: UInt64
 
 
 class NodeGatheredInfo(_BaseEvent):
@@ -136,6 +136,7 @@ class NodeGatheredInfo(_BaseEvent):
     @classmethod
     def _drop_legacy_when(cls, value: Any) -> Any:
         if isinstance(value, dict) and "when" in value:
+            check_json(value["when"])
             return {key: item for key, item in value.items() if key != "when"}
         return value
 
@@ -164,15 +165,15 @@ class TopologyEdgeDeleted(_BaseEvent):
 
 class TraceEventData(CamelCaseModel):
     name: str
-    start_us: int
-    duration_us: int
-    rank: int
+    start_us: Int64
+    duration_us: Int64
+    rank: Int64
     category: str
 
 
 class TracesCollected(_BaseEvent):
     task_id: TaskId
-    rank: int
+    rank: Int64
     traces: list[TraceEventData]
 
 
@@ -219,13 +220,13 @@ class SessionId(CamelCaseModel):
     """A master's term: the elected node and the election clock it won at."""
 
     master_node_id: NodeId
-    election_clock: int = Field(ge=0)
+    election_clock: UInt64
 
 
 class ForwarderEvent(CamelCaseModel):
     """exo's envelope on the wire: a producer's counter (``local_events``) or the global index."""
 
-    origin_idx: int = Field(ge=0)
+    origin_idx: UInt64
     origin: NodeId
     session: SessionId
     event: Event

@@ -13,10 +13,12 @@ __all__ = [
     "EventId",
     "EventIndex",
     "InstanceId",
+    "Int64",
     "ModelId",
     "NodeId",
     "RunnerId",
     "TaskId",
+    "UInt64",
     "new_event_id",
     "new_task_id",
 ]
@@ -36,6 +38,12 @@ MAX_INDEX = 2**63 - 1
 
 EventIndex = Annotated[int, Field(ge=0, le=MAX_INDEX)]
 """A global event index: ``0..=MAX_INDEX``."""
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""A typed integer field the Rust core holds in an ``i64`` (Python's ``int`` alone is unbounded)."""
+
+UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+"""A typed integer field the Rust core holds in a ``u64``."""
 
 
 def new_event_id() -> EventId:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, Tag
 
 from ._base import CamelCaseModel, TaggedModel, tag_discriminator
+from .ids import Int64
 
 __all__ = [
     "DiskUsage",
@@ -42,7 +43,7 @@ __all__ = [
 class Memory(CamelCaseModel):
     """An amount of memory or storage, in bytes."""
 
-    in_bytes: int
+    in_bytes: Int64
 
     @classmethod
     def from_mb(cls, mb: float) -> Memory:

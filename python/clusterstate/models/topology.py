@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, computed_field, model_validator
 from pydantic_core import core_schema
 
-from ._base import CamelCaseModel
+from ._base import CamelCaseModel, check_json
 from .ids import NodeId
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "Edge", "Multiaddr", "RDMAConnection", "SocketConnection", "Topology", "TopologySnapshot"]
 
-_MULTIADDR = re.compile(r"^/(?P<kind>ip4|ip6)/(?P<host>[^/]+)/tcp/(?P<port>\d{1,5})(?:/p2p/[A-Za-z0-9]+)?$")
+_MULTIADDR = re.compile(r"^/(?P<kind>ip4|ip6)/(?P<host>[^/]+)/tcp/(?P<port>[0-9]{1,5})(?:/p2p/[A-Za-z0-9]+)?$")
 _COMPUTED = ("address_type", "ip_address", "port")
 
 
@@ -51,6 +51,8 @@ class Multiaddr(BaseModel):
     @classmethod
     def _drop_computed(cls, value: Any) -> Any:
         if isinstance(value, dict) and any(key in value for key in _COMPUTED):
+            for key in _COMPUTED:
+                check_json(value.get(key))
             return {key: item for key, item in value.items() if key not in _COMPUTED}
         return value
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, Tag, model_validator
 
 from ._base import CamelCaseModel, JsonObject, TaggedJson, TaggedModel, one_of_tags, tag_discriminator
-from .ids import CommandId, InstanceId, ModelId, NodeId, RunnerId, TaskId, new_task_id
+from .ids import CommandId, InstanceId, Int64, ModelId, NodeId, RunnerId, TaskId, new_task_id
 from .profiling import Memory
 
 __all__ = [
@@ -83,7 +83,7 @@ class MlxRingInstance(TaggedModel):
     instance_id: InstanceId
     shard_assignments: ShardAssignments
     hosts_by_node: dict[NodeId, list[Host]]
-    ephemeral_port: int
+    ephemeral_port: Int64
 
 
 class MlxJacclInstance(TaggedModel):

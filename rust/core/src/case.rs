@@ -9,6 +9,8 @@ use serde::ser::{
     SerializeTupleVariant, Serializer,
 };
 
+use crate::json::payload::NUMBER_TOKEN;
+
 /// pydantic's `to_camel` for our `snake_case` field names: `os_build_version` → `osBuildVersion`.
 ///
 /// ```
@@ -55,7 +57,7 @@ impl<S: Serializer> Serializer for Camel<S> {
     type SerializeTupleStruct = Camel<S::SerializeTupleStruct>;
     type SerializeTupleVariant = Camel<S::SerializeTupleVariant>;
     type SerializeMap = Camel<S::SerializeMap>;
-    type SerializeStruct = Camel<S::SerializeMap>;
+    type SerializeStruct = CamelStruct<S::SerializeMap, S::SerializeStruct>;
     type SerializeStructVariant = Impossible<S::Ok, S::Error>;
 
     fn serialize_bool(self, v: bool) -> Result<S::Ok, S::Error> {
@@ -155,8 +157,13 @@ impl<S: Serializer> Serializer for Camel<S> {
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
         self.0.serialize_map(len).map(Camel)
     }
-    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
-        self.0.serialize_map(Some(len)).map(Camel)
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
+        if name == NUMBER_TOKEN {
+            return self.0.serialize_struct(name, len).map(CamelStruct::Number);
+        }
+        self.0
+            .serialize_map(Some(len))
+            .map(|map| CamelStruct::Fields(Camel(map)))
     }
     fn serialize_struct_variant(
         self,
@@ -230,14 +237,26 @@ impl<S: SerializeMap> SerializeMap for Camel<S> {
     }
 }
 
-impl<S: SerializeMap> SerializeStruct for Camel<S> {
-    type Ok = S::Ok;
-    type Error = S::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), S::Error> {
-        self.0.serialize_entry(&to_camel(key), &CamelCase(value))
+/// A struct's fields, renamed; or a `serde_json::Number` (arbitrary precision), a struct that is passed through.
+enum CamelStruct<M, N> {
+    Fields(Camel<M>),
+    Number(N),
+}
+
+impl<M: SerializeMap, N: SerializeStruct<Ok = M::Ok, Error = M::Error>> SerializeStruct for CamelStruct<M, N> {
+    type Ok = M::Ok;
+    type Error = M::Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), M::Error> {
+        match self {
+            Self::Fields(map) => map.0.serialize_entry(&to_camel(key), &CamelCase(value)),
+            Self::Number(number) => number.serialize_field(key, value),
+        }
     }
-    fn end(self) -> Result<S::Ok, S::Error> {
-        self.0.end()
+    fn end(self) -> Result<M::Ok, M::Error> {
+        match self {
+            Self::Fields(map) => map.0.end(),
+            Self::Number(number) => number.end(),
+        }
     }
 }
 

@@ -4,7 +4,6 @@
 //! dropped); `NodeDisconnected{node_id, last_index, stale_cycles}` replaces `NodeTimedOut` (which still decodes);
 //! `IndexedEvent{idx, origin, event}` records which node produced the event.
 
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ids::{CommandId, EventId, InstanceId, NodeId, RunnerId, TaskId};
@@ -132,9 +131,16 @@ event_struct!(
     }
 );
 
-/// Deserialises a required field that may be `null` (serde would otherwise default a missing `Option` to `None`).
-fn required_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
-    Option::<T>::deserialize(deserializer)
+/// Deserialises a required event index that may be `null` (serde would otherwise default a missing `Option` to
+/// `None`), in `0..=i64::MAX` like every index.
+fn required_index<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct Index(u64);
+    impl<'de> Deserialize<'de> for Index {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            crate::state::index(deserializer).map(Index)
+        }
+    }
+    Ok(Option::<Index>::deserialize(deserializer)?.map(|index| index.0))
 }
 
 event_struct!(
@@ -145,7 +151,7 @@ event_struct!(
     NodeDisconnected {
         #[serde(alias = "nodeId")]
         node_id: NodeId,
-        #[serde(alias = "lastIndex", deserialize_with = "required_option")]
+        #[serde(alias = "lastIndex", deserialize_with = "required_index")]
         last_index: Option<u64>,
         #[serde(alias = "staleCycles")]
         stale_cycles: u64,
@@ -169,9 +175,10 @@ struct NodeGatheredInfoInput {
     #[serde(alias = "nodeId")]
     node_id: NodeId,
     info: GatheredInfo,
-    #[serde(default)]
+    /// Read under the payload rules (`crate::json::payload`) and dropped.
+    #[serde(default, deserialize_with = "crate::json::payload::ignored")]
     #[allow(dead_code)]
-    when: Option<IgnoredAny>,
+    when: (),
 }
 
 impl From<NodeGatheredInfoInput> for NodeGatheredInfo {
@@ -440,6 +447,13 @@ mod tests {
         .unwrap();
         assert_eq!(event.origin_node(), None);
         assert!(decode(r#"{"idx":0,"event":{"NodeTimedOut":{"event_id":"e","nodeId":"n"}}}"#).is_ok());
+        let last = |index: u64| {
+            decode(&format!(
+                r#"{{"idx":0,"event":{{"NodeDisconnected":{{"event_id":"e","node_id":"n","last_index":{index},"stale_cycles":1}}}}}}"#
+            ))
+        };
+        assert!(last(i64::MAX.unsigned_abs()).is_ok());
+        assert!(last(i64::MAX.unsigned_abs() + 1).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 use indexmap::IndexMap;
-use serde::de::{self, IgnoredAny};
+use serde::de;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -157,16 +157,16 @@ impl Serialize for Multiaddr {
 #[serde(deny_unknown_fields)]
 struct MultiaddrInput {
     address: String,
-    // Computed on output; ignored on input whatever they hold.
-    #[serde(default)]
+    // Computed on output; on input, any JSON (read under the payload rules, `crate::json::payload`), ignored.
+    #[serde(default, deserialize_with = "crate::json::payload::ignored")]
     #[allow(dead_code)]
-    address_type: Option<IgnoredAny>,
-    #[serde(default)]
+    address_type: (),
+    #[serde(default, deserialize_with = "crate::json::payload::ignored")]
     #[allow(dead_code)]
-    ip_address: Option<IgnoredAny>,
-    #[serde(default)]
+    ip_address: (),
+    #[serde(default, deserialize_with = "crate::json::payload::ignored")]
     #[allow(dead_code)]
-    port: Option<IgnoredAny>,
+    port: (),
 }
 
 impl<'de> Deserialize<'de> for Multiaddr {

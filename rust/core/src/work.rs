@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde::{de, Deserialize, Deserializer, Serialize};
 
 use crate::ids::{CommandId, InstanceId, ModelId, NodeId, RunnerId, TaskId};
-use crate::json::{JsonObject, TagSet, TaggedJson};
+use crate::json::{payload, JsonObject, TagSet, TaggedJson};
 use crate::profiling::{str_enum, Memory};
 
 /// The tags of [`ShardMetadata`].
@@ -213,7 +213,7 @@ pub struct DownloadOngoing {
     #[serde(alias = "shardMetadata")]
     pub shard_metadata: ShardMetadata,
     /// exo's `DownloadProgressData` (bytes, files, speed, eta), carried as JSON.
-    #[serde(alias = "downloadProgress")]
+    #[serde(alias = "downloadProgress", deserialize_with = "payload::object")]
     pub download_progress: JsonObject,
 }
 
@@ -284,7 +284,7 @@ macro_rules! task_struct {
 task_struct!(
     /// `CreateRunner`.
     CreateRunner {
-        #[serde(alias = "boundInstance")]
+        #[serde(alias = "boundInstance", deserialize_with = "payload::object")]
         bound_instance: JsonObject,
     }
 );
@@ -337,7 +337,7 @@ pub struct GenerationTask {
     pub instance_id: InstanceId,
     #[serde(alias = "commandId")]
     pub command_id: CommandId,
-    #[serde(alias = "taskParams")]
+    #[serde(alias = "taskParams", deserialize_with = "payload::object")]
     pub task_params: JsonObject,
     #[serde(default, alias = "errorType")]
     pub error_type: Option<String>,

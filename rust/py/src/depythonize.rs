@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
+use clusterstate_core::json::payload::NUMBER_TOKEN;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -144,7 +145,13 @@ impl<'de> de::Deserializer<'de> for Depythonizer<'_> {
             if let Ok(value) = obj.extract::<i64>() {
                 return visitor.visit_i64(value);
             }
-            return visitor.visit_u64(obj.extract::<u64>()?);
+            if let Ok(value) = obj.extract::<u64>() {
+                return visitor.visit_u64(value);
+            }
+            // Beyond 64 bits: handed over as serde_json's arbitrary-precision number, its decimal text (what an
+            // opaque payload keeps, `clusterstate_core::json::payload`); a typed integer field refuses it.
+            let text = obj.str()?.to_str()?.to_owned();
+            return visitor.visit_map(de::value::MapDeserializer::new(std::iter::once((NUMBER_TOKEN, text))));
         }
         if let Ok(value) = obj.cast::<PyFloat>() {
             return visitor.visit_f64(value.value());

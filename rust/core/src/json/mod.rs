@@ -21,6 +21,8 @@ use serde_json::{Map, Value};
 
 use crate::case::CamelCase;
 
+pub mod payload;
+pub mod strict;
 mod writer;
 
 /// A JSON object carried opaquely: validated as JSON, never looked inside by the reducer; key order is kept.
@@ -47,6 +49,18 @@ impl Formatter for PydanticFormatter {
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
         write_float(writer, f64::from(value))
+    }
+
+    fn write_number_str<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: &str) -> io::Result<()> {
+        write_number_text(writer, value)
+    }
+}
+
+/// Write an arbitrary-precision number's text: an integer as it is, a float in pydantic's layout.
+fn write_number_text<W: ?Sized + io::Write>(writer: &mut W, text: &str) -> io::Result<()> {
+    match text.parse::<f64>() {
+        Ok(value) if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) => write_float(writer, value),
+        _ => writer.write_all(text.as_bytes()),
     }
 }
 
@@ -129,31 +143,38 @@ pub fn py_eq_objects(a: &JsonObject, b: &JsonObject) -> bool {
 
 /// A JSON number or bool as Python sees it, for exact mixed int/float comparison.
 #[derive(Clone, Copy)]
-enum PyNumber {
+enum PyNumber<'a> {
     Int(i128),
+    /// An integer beyond `i128`, as its (normalised) text.
+    Big(&'a str),
     Float(f64),
 }
 
-impl PyNumber {
+impl PyNumber<'_> {
     fn eq(self, other: &Self) -> bool {
         match (self, *other) {
             (Self::Int(x), Self::Int(y)) => x == y,
+            (Self::Big(x), Self::Big(y)) => x == y,
             (Self::Float(x), Self::Float(y)) => x == y,
             (Self::Int(i), Self::Float(f)) | (Self::Float(f), Self::Int(i)) => int_eq_float(i, f),
+            // Rust prints a float with no decimals exactly, as Python compares it with an int.
+            (Self::Big(b), Self::Float(f)) | (Self::Float(f), Self::Big(b)) => {
+                f.is_finite() && f.fract() == 0.0 && format!("{f:.0}") == b
+            }
+            (Self::Big(_), Self::Int(_)) | (Self::Int(_), Self::Big(_)) => false,
         }
     }
 }
 
-fn number(value: &Value) -> Option<PyNumber> {
+fn number(value: &Value) -> Option<PyNumber<'_>> {
     match value {
         Value::Bool(b) => Some(PyNumber::Int(i128::from(*b))),
         Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Some(PyNumber::Int(i128::from(i)))
-            } else if let Some(u) = n.as_u64() {
-                Some(PyNumber::Int(i128::from(u)))
-            } else {
+            let text = n.as_str();
+            if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
                 n.as_f64().map(PyNumber::Float)
+            } else {
+                Some(text.parse::<i128>().map_or(PyNumber::Big(text), PyNumber::Int))
             }
         }
         _ => None,
@@ -163,8 +184,8 @@ fn number(value: &Value) -> Option<PyNumber> {
 /// Python's exact int == float comparison (no rounding of the int).
 #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 fn int_eq_float(i: i128, f: f64) -> bool {
-    // Every i128 we build comes from an i64/u64, so |i| < 2^64 and the casts below are exact when they matter.
-    f.is_finite() && f.fract() == 0.0 && f.abs() < 1.9e19 && (f as i128) == i
+    // |f| < 2^127 keeps the cast exact; larger floats equal no i128.
+    f.is_finite() && f.fract() == 0.0 && f.abs() < 1.7e38 && (f as i128) == i
 }
 
 /// The set of tags a [`TaggedJson`] payload may carry.
@@ -237,6 +258,17 @@ impl<'de, K: TagSet> Deserialize<'de> for TaggedJson<K> {
 
 struct TaggedJsonVisitor<K>(PhantomData<fn() -> K>);
 
+/// A payload object under a tag (see [`payload::object`]).
+struct PayloadObject;
+
+impl<'de> de::DeserializeSeed<'de> for PayloadObject {
+    type Value = JsonObject;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsonObject, D::Error> {
+        payload::object(deserializer)
+    }
+}
+
 impl<'de, K: TagSet> Visitor<'de> for TaggedJsonVisitor<K> {
     type Value = TaggedJson<K>;
 
@@ -247,12 +279,12 @@ impl<'de, K: TagSet> Visitor<'de> for TaggedJsonVisitor<K> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         // Like pydantic, the whole value must be a dict of dicts before the tag is checked.
         let mut entries: Vec<(String, JsonObject)> = Vec::with_capacity(1);
-        while let Some((key, value)) = map.next_entry::<String, JsonObject>()? {
-            if let Some(slot) = entries.iter_mut().find(|(k, _)| *k == key) {
-                slot.1 = value;
-            } else {
-                entries.push((key, value));
+        while let Some(key) = map.next_key::<String>()? {
+            let body = map.next_value_seed(PayloadObject)?;
+            if entries.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
             }
+            entries.push((key, body));
         }
         let mut entries = entries.into_iter();
         match (entries.next(), entries.next()) {

@@ -5,6 +5,8 @@
 
 use serde::ser::{self, Impossible, Serialize};
 
+use super::payload::NUMBER_TOKEN;
+
 type Error = serde_json::Error;
 type Result<T = ()> = std::result::Result<T, Error>;
 
@@ -278,12 +280,14 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         })
     }
     #[inline]
-    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self::SerializeStruct> {
-        self.out.push(b'{');
+    fn serialize_struct(self, name: &'static str, _len: usize) -> Result<Self::SerializeStruct> {
+        // A `serde_json::Number` (arbitrary precision) is a struct of one field, its text: written bare.
+        let close: &'static [u8] = if name == NUMBER_TOKEN { b"" } else { b"{" };
+        self.out.extend_from_slice(close);
         Ok(Compound {
             writer: self,
             first: true,
-            close: b"}",
+            close: if close.is_empty() { b"" } else { b"}" },
         })
     }
     #[inline]
@@ -370,6 +374,16 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     type Error = Error;
     #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
+        if key == NUMBER_TOKEN {
+            // The number's text, written as a string (no escapes in a number), then unquoted and normalised.
+            let start = self.writer.out.len();
+            value.serialize(&mut *self.writer)?;
+            let text = self.writer.out.split_off(start);
+            let text = text.get(1..text.len().saturating_sub(1)).unwrap_or_default();
+            // Writing to a Vec cannot fail.
+            let _ = super::write_number_text(self.writer.out, std::str::from_utf8(text).unwrap_or_default());
+            return Ok(());
+        }
         self.comma();
         // Field names are Rust identifiers or serde renames of them: nothing to escape (checked in debug builds,
         // which the tests run on every type through the golden traces).
