@@ -46,13 +46,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs (root on Linux only; skipped elsewhere), unmounted afterwards: a disk that fills up."""
+def tiny_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A 64 KiB tmpfs (root on Linux only; skipped elsewhere), unmounted afterwards: a disk that fills up.
+
+    Another size comes through indirect parametrization: ``@pytest.mark.parametrize("tiny_disk", ["2m"], indirect=True)``.
+    """
+    size = getattr(request, "param", "64k")
     mount = tmp_path / "tiny"
     mount.mkdir()
     if sys.platform != "linux" or os.geteuid() != 0:
         pytest.skip("needs root to mount a tiny tmpfs")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=False).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         yield mount

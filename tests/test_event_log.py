@@ -433,6 +433,25 @@ def test_a_later_cut_never_overwrites_what_an_earlier_cut_saved(tiny_disk: Path)
     assert sorted(path.glob("*.cut-*")) == [first, second]
 
 
+@pytest.mark.parametrize("tiny_disk", ["2m"], indirect=True)
+def test_what_a_full_disk_leaves_of_a_long_fsync_batch_is_durable(tiny_disk: Path, lines: list[bytes]) -> None:
+    # Longer than the log's 1 MiB write buffer and than the disk: the first flushes land, a later one fails. The
+    # written part counts as appended (a master acknowledges it), so under "fsync" it must be on disk.
+    batch = []
+    for idx in range(12 * len(lines)):
+        record = json.loads(lines[idx % len(lines)])
+        record["idx"] = idx
+        batch.append(json.dumps(record).encode())
+    with EventLog(tiny_disk / "log", create=True, durability="fsync") as log:
+        with pytest.raises(LogFullError):
+            log.append_many(batch)
+        written = log.next_index
+        assert 0 < written < len(batch)
+        assert log.durable_index == log.last_index == written - 1
+    with EventLog(tiny_disk / "log", read_only=True) as log:
+        assert log.next_index == written
+
+
 def test_a_full_disk_at_rotation_resumes_once_space_is_freed(tiny_disk: Path, events: list[IndexedEvent]) -> None:
     path = tiny_disk / "log"
     ballast = tiny_disk / "ballast"

@@ -353,18 +353,20 @@ impl EventLog {
                 });
             }
         }
-        for event in events {
-            let mut payload = std::mem::take(&mut self.scratch);
-            payload.clear();
-            let encoded = json::write(&mut payload, event, Case::Snake);
-            let result = match encoded {
-                Ok(()) => self.append_payload(event.idx, &payload),
-                Err(err) => Err(LogError::Invalid(format!("event {} does not encode: {err}", event.idx))),
-            };
-            self.scratch = payload;
-            result?;
-        }
-        self.after_append()
+        self.write_batch(|log| {
+            for event in events {
+                let mut payload = std::mem::take(&mut log.scratch);
+                payload.clear();
+                let encoded = json::write(&mut payload, event, Case::Snake);
+                let result = match encoded {
+                    Ok(()) => log.append_payload(event.idx, &payload),
+                    Err(err) => Err(LogError::Invalid(format!("event {} does not encode: {err}", event.idx))),
+                };
+                log.scratch = payload;
+                result?;
+            }
+            Ok(())
+        })
     }
 
     /// Append a batch of events given as JSON (any accepted spelling), all or none: each is decoded, so nothing
@@ -373,14 +375,17 @@ impl EventLog {
     /// of those, in that order of rank). Long batches are decoded, encoded and framed on several threads.
     pub fn append_json<P: AsRef<[u8]> + Sync>(&mut self, payloads: &[P]) -> LogResult<()> {
         self.check_writable()?;
-        for chunk in batch::frame(self.next_idx, payloads)? {
-            for (idx, frame) in chunk.records() {
-                self.begin_record(idx, frame.len())?;
-                self.writer.pending.extend_from_slice(frame);
-                self.end_record(idx)?;
+        let chunks = batch::frame(self.next_idx, payloads)?;
+        self.write_batch(|log| {
+            for chunk in chunks {
+                for (idx, frame) in chunk.records() {
+                    log.begin_record(idx, frame.len())?;
+                    log.writer.pending.extend_from_slice(frame);
+                    log.end_record(idx)?;
+                }
             }
-        }
-        self.after_append()
+            Ok(())
+        })
     }
 
     /// Append events already encoded: `payloads[i]` must be the `snake_case` JSON of the [`IndexedEvent`] whose idx
@@ -393,10 +398,29 @@ impl EventLog {
         for (payload, idx) in payloads.iter().zip(self.next_idx..) {
             check_size(idx, payload.as_ref())?;
         }
-        for (payload, idx) in payloads.iter().zip(self.next_idx..) {
-            self.append_payload(idx, payload.as_ref())?;
+        self.write_batch(|log| {
+            for (payload, idx) in payloads.iter().zip(log.next_idx..) {
+                log.append_payload(idx, payload.as_ref())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Run `write`, which frames a batch's records in order, then apply the durability policy. A batch that fails
+    /// part-way (a full disk at a flush or a rotation) leaves what was written before the failure in the log, and
+    /// callers count that part as appended ([`Self::next_index`]; the master acknowledges it): under
+    /// [`Durability::EveryAppend`] it is made durable before the error returns, as a whole batch would be (if that
+    /// sync fails too, its error is the one returned).
+    fn write_batch(&mut self, write: impl FnOnce(&mut Self) -> LogResult<()>) -> LogResult<()> {
+        match write(self) {
+            Ok(()) => self.after_append(),
+            Err(err) => {
+                if self.options.durability == Durability::EveryAppend && self.durable_next != self.next_idx {
+                    self.sync()?;
+                }
+                Err(err)
+            }
         }
-        self.after_append()
     }
 
     /// Whether the log was opened read-only.
