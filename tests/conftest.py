@@ -49,7 +49,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 def tiny_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     """A 64 KiB tmpfs (root on Linux only; skipped elsewhere), unmounted afterwards: a disk that fills up.
 
-    Another size comes through indirect parametrization: ``@pytest.mark.parametrize("tiny_disk", ["2m"], indirect=True)``.
+    Another size comes through indirect parametrization:
+    ``@pytest.mark.parametrize("tiny_disk", ["2m"], indirect=True)``.
     """
     size = getattr(request, "param", "64k")
     mount = tmp_path / "tiny"
