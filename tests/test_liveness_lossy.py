@@ -78,7 +78,7 @@ def test_no_busy_producer_is_disconnected_property(seed: int, loss: float, reord
 def test_the_check_catches_busy_producers_disconnected_by_backoff_alone() -> None:
     # Without the master's missing reports and with a 30 s backoff cap (= K·T), one lost envelope holds every
     # later one of its producer behind it long enough for the tracker to see no advance: the check above fails.
-    result = run_lossy(LossyConfig(loss=0.2, seed=0, gap_reports=False, max_resend_after_s=30.0))
+    result = run_lossy(LossyConfig(loss=0.3, seed=0, gap_reports=False, max_resend_after_s=30.0))
     found = disconnects_of_busy_producers(result)
     assert found
     assert all(when - last_push < 1.0 for when, _, last_push in found)  # pushing right up to the decision

@@ -192,7 +192,9 @@ def run_lossy(config: LossyConfig) -> LossyResult:
             if "TestEvent" in record["event"]:
                 result.indexed[record["origin"]].append(now)
                 result.applied.append(record["event"]["TestEvent"]["event_id"])
-        for producer in {p for p, _ in ingested.acknowledged} | {p for p, _, _ in ingested.missing}:
+        # In first-heard order, not a set's (hash-seeded) order: the channel's draws follow the send order.
+        answered = dict.fromkeys([p for p, _ in ingested.acknowledged] + [p for p, _, _ in ingested.missing])
+        for producer in answered:
             acks = [(p, seq) for p, seq in ingested.acknowledged if p == producer]
             missing = [gap for gap in ingested.missing if gap[0] == producer]
             down.send((by_producer[producer], acks, missing if config.gap_reports else []))
