@@ -11,7 +11,9 @@ from clusterstate.runtime.errors import InvalidLineageError
 from clusterstate.runtime.keys import Session
 from clusterstate.runtime.lineage import Epoch, append, diverged, divergence, validate
 
-HORIZON = 30  # every start below; indices past the last start are owned by the last epoch in both
+MAX_STEP = 6
+HORIZON = 2 * 4 * MAX_STEP + 1  # past every start (a common base and a branch of up to 4 epochs each, MAX_STEP apart);
+# indices past the last start are owned by the last epoch in both
 
 
 @st.composite
@@ -19,7 +21,7 @@ def lineages(draw: st.DrawFn, base: tuple[Epoch, ...] = ()) -> tuple[Epoch, ...]
     epochs = list(base)
     for _ in range(draw(st.integers(0, 4))):
         term = (epochs[-1].session.term if epochs else 0) + draw(st.integers(1, 2))
-        start = (epochs[-1].start if epochs else 0) + draw(st.integers(0, 6))
+        start = (epochs[-1].start if epochs else 0) + draw(st.integers(0, MAX_STEP))
         epochs.append(Epoch(Session(term, draw(st.sampled_from("ab"))), start))
     return validate(epochs)
 
