@@ -36,7 +36,7 @@ use std::fmt;
 use crate::apply::apply_mut;
 use crate::codec;
 use crate::events::IndexedEvent;
-use crate::master::{Offer, Resequencer, DEFAULT_CAPACITY};
+use crate::resequence::{Offer, Resequencer, DEFAULT_CAPACITY};
 use crate::state::State;
 
 /// Why [`NodeCore::receive`] refused an item. A refused item never reaches the State.
@@ -128,7 +128,7 @@ impl Counters {
 
 /// What one [`NodeCore::receive`] call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReceiveOutcome {
+pub struct ReceiveResult {
     /// How many events this call applied.
     pub applied: u64,
     /// [`NodeCore::missing`] after the call: the index to fetch from, or `None` when caught up.
@@ -219,8 +219,8 @@ impl NodeCore {
     /// not decode, drop duplicates, conflicts and events too far ahead, buffer the rest and apply every event now in
     /// sequence, in index order. Never panics and never applies a refused item; the State reached depends on which
     /// events arrived, not on their order or how they were cut into batches.
-    pub fn receive<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> ReceiveOutcome {
-        let mut outcome = ReceiveOutcome::default();
+    pub fn receive<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> ReceiveResult {
+        let mut outcome = ReceiveResult::default();
         for (position, bytes) in batch.iter().enumerate() {
             self.counters.received += 1;
             let bytes = bytes.as_ref();

@@ -5,7 +5,7 @@ use std::fmt;
 /// Why [`MasterCore::ingest`](super::MasterCore::ingest) refused an envelope. A refused envelope is never applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
-    /// Not a [`LocalEnvelope`](super::LocalEnvelope): bad JSON, a missing, extra or mistyped field.
+    /// Not a [`LocalEnvelope`](crate::envelope::LocalEnvelope): bad JSON, a missing, extra or mistyped field.
     Malformed,
     /// A JSON object whose `event` is a one-key object with a tag that is not one of the core's events (a newer
     /// peer, most likely), whatever else is wrong with it.
