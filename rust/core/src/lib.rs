@@ -10,7 +10,8 @@
 //! - [`apply()`], [`fold`], [`replay`]: the reducer; [`cycles`]: the Thunderbolt-bridge cycles it derives.
 //! - [`codec`]: bytes to types with a [`DecodeError`], types to pydantic's bytes; [`json`]: the float layout and
 //!   opaque payloads; [`case`]: the camelCase (`by_alias=True`) form.
-//! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`], [`CoreError`].
+//! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`]; the other components have their error type in
+//!   their module ([`log::LogError`], [`master::MasterError`], [`producer::OutboxError`], [`liveness::TrackerError`]).
 //! - [`liveness`]: the [`StalenessTracker`] and its [`NodeStaleness`] decisions (event-index liveness,
 //!   `docs/liveness.md`).
 //! - [`log`]: the crash-safe event log: checksummed segments, recovery, snapshots, replay (`docs/log-format.md`).
@@ -61,7 +62,7 @@ pub mod topology;
 pub mod work;
 
 pub use apply::{apply, apply_mut, fold, replay};
-pub use error::{ApplyError, CoreError, CoreResult, DecodeError};
+pub use error::{ApplyError, DecodeError};
 pub use events::{Event, IndexedEvent};
 pub use ids::{CommandId, EventId, InstanceId, ModelId, NodeId, RunnerId, TaskId};
 pub use liveness::{NodeStaleness, StalenessTracker};

@@ -118,6 +118,25 @@ impl Counters {
         self.rejected_malformed + self.rejected_unknown_tag
     }
 
+    /// Every counter by name, as the Python `counters` dict has them (with `rejected`, every reason).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("received", self.received),
+            ("applied", self.applied),
+            ("duplicates", self.duplicates),
+            ("conflicts", self.conflicts),
+            ("dropped_ahead", self.dropped_ahead),
+            ("rejected", self.rejected_total()),
+            ("rejected_malformed", self.rejected_malformed),
+            ("rejected_unknown_tag", self.rejected_unknown_tag),
+            ("gaps", self.gaps),
+            ("joins", self.joins),
+            ("joins_ignored", self.joins_ignored),
+            ("buffered", self.buffered),
+        ]
+        .into_iter()
+    }
+
     fn reject(&mut self, reason: RejectReason) {
         match reason {
             RejectReason::Malformed => self.rejected_malformed += 1,
@@ -346,6 +365,40 @@ mod tests {
             let Some(from) = node.missing() else { return };
             node.receive(&lines(from..(from + page).min(n)));
         }
+    }
+
+    #[test]
+    fn counters_iter_names_every_counter_once() {
+        let counters = Counters {
+            received: 1,
+            applied: 2,
+            duplicates: 3,
+            conflicts: 4,
+            dropped_ahead: 5,
+            rejected_malformed: 6,
+            rejected_unknown_tag: 7,
+            gaps: 8,
+            joins: 9,
+            joins_ignored: 10,
+            buffered: 11,
+        };
+        assert_eq!(
+            counters.iter().collect::<Vec<_>>(),
+            [
+                ("received", 1),
+                ("applied", 2),
+                ("duplicates", 3),
+                ("conflicts", 4),
+                ("dropped_ahead", 5),
+                ("rejected", 13),
+                ("rejected_malformed", 6),
+                ("rejected_unknown_tag", 7),
+                ("gaps", 8),
+                ("joins", 9),
+                ("joins_ignored", 10),
+                ("buffered", 11),
+            ]
+        );
     }
 
     #[test]

@@ -169,6 +169,25 @@ pub struct OutboxCounters {
     pub pending: u64,
 }
 
+impl OutboxCounters {
+    /// Every counter by name, as the Python `counters` dict has them.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("pushed", self.pushed),
+            ("sent", self.sent),
+            ("resent", self.resent),
+            ("resent_missing", self.resent_missing),
+            ("retargeted", self.retargeted),
+            ("dropped_on_retarget", self.dropped_on_retarget),
+            ("acknowledged", self.acknowledged),
+            ("ignored_acks", self.ignored_acks),
+            ("refused_full", self.refused_full),
+            ("pending", self.pending),
+        ]
+        .into_iter()
+    }
+}
+
 /// One unacknowledged envelope.
 #[derive(Clone, Debug)]
 struct Pending {

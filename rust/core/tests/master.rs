@@ -10,7 +10,7 @@ use clusterstate_core::envelope::ProducerId;
 use clusterstate_core::events::{Event, IndexedEvent};
 use clusterstate_core::liveness::NodeStaleness;
 use clusterstate_core::log::format::MAX_PAYLOAD;
-use clusterstate_core::log::{EventLog, LogError};
+use clusterstate_core::log::{EventLog, LogError, MIN_SEGMENT_BYTES};
 use clusterstate_core::master::{CycleResult, MasterCore, MasterError, MasterOptions, RejectReason, MAX_PAGE};
 use clusterstate_core::{fold, NodeId, State};
 use common::{envelope, envelope_in, info, session, test_event, test_ids};
@@ -50,7 +50,11 @@ fn resequences_indexes_and_applies() {
 
 #[test]
 fn refuses_without_applying() {
-    let mut master = MasterCore::with_capacity(session(1), 2);
+    let options = MasterOptions {
+        capacity: 2,
+        ..MasterOptions::default()
+    };
+    let mut master = MasterCore::with_options(session(1), options).unwrap();
     let other = envelope("p", 0, "a", &test_event("e")).into_iter().collect::<Vec<_>>();
     let other = String::from_utf8(other)
         .unwrap()
@@ -180,6 +184,11 @@ proptest::proptest! {
     }
 }
 
+/// An event id long enough that a segment of [`MIN_SEGMENT_BYTES`] holds one record of it.
+fn big_id(id: &str) -> String {
+    format!("{id}-{}", "x".repeat(usize::try_from(MIN_SEGMENT_BYTES / 2).unwrap()))
+}
+
 fn open_log(dir: &std::path::Path, segment_bytes: u64) -> EventLog {
     let options = clusterstate_core::log::Options {
         create: true,
@@ -235,18 +244,19 @@ fn a_refused_append_leaves_the_master_consistent_with_its_log() {
     let path = dir.path().join("log");
     // One record per segment: the second record of a batch needs a new segment file, which cannot be created
     // once the directory is gone, after the first one was written.
-    let mut master = MasterCore::open(session(1), open_log(&path, 1), MasterOptions::default()).unwrap();
+    let mut master =
+        MasterCore::open(session(1), open_log(&path, MIN_SEGMENT_BYTES), MasterOptions::default()).unwrap();
     std::fs::remove_dir_all(&path).unwrap();
     let batch = [
-        envelope("p", 0, "a", &test_event("e0")),
-        envelope("p", 1, "a", &test_event("e1")),
-        envelope("p", 2, "a", &test_event("e2")),
-        envelope("p", 0, "a", &test_event("e0")), // stale copies: acknowledged again only if logged
-        envelope("p", 1, "a", &test_event("e1")),
+        envelope("p", 0, "a", &test_event(&big_id("e0"))),
+        envelope("p", 1, "a", &test_event(&big_id("e1"))),
+        envelope("p", 2, "a", &test_event(&big_id("e2"))),
+        envelope("p", 0, "a", &test_event(&big_id("e0"))), // stale copies: acknowledged again only if logged
+        envelope("p", 1, "a", &test_event(&big_id("e1"))),
     ];
     let failure = master.try_ingest(&batch).unwrap_err();
     assert!(matches!(failure.error, LogError::Io { .. }), "{:?}", failure.error);
-    assert_eq!(test_ids(&failure.done.broadcast), ["e0"]);
+    assert_eq!(test_ids(&failure.done.broadcast), [big_id("e0")]);
     let p: ProducerId = Arc::from("p");
     assert_eq!(failure.done.acknowledged, vec![(p.clone(), 0), (p.clone(), 0)]);
     assert_eq!(master.next_index(), 1);
@@ -258,12 +268,12 @@ fn a_refused_append_leaves_the_master_consistent_with_its_log() {
     // Once the disk works again, the producer's resend is applied, not taken for a stale copy.
     std::fs::create_dir_all(&path).unwrap();
     let out = master.try_ingest(&batch[1..3]).unwrap();
-    assert_eq!(test_ids(&out.broadcast), ["e1", "e2"]);
+    assert_eq!(test_ids(&out.broadcast), [big_id("e1"), big_id("e2")]);
     assert_eq!(out.acknowledged, vec![(p.clone(), 1), (p, 2)]);
     assert_eq!(master.next_index(), 3);
     // The infallible form absorbs the error into the counters and `last_log_error`.
     std::fs::remove_dir_all(&path).unwrap();
-    let out = master.ingest(&[envelope("p", 3, "a", &test_event("e3"))]);
+    let out = master.ingest(&[envelope("p", 3, "a", &test_event(&big_id("e3")))]);
     assert!(out.broadcast.is_empty() && out.acknowledged.is_empty());
     assert!(master.last_log_error().is_some());
     assert_eq!(master.producer_next("p"), Some(3));
@@ -398,9 +408,10 @@ fn events_since_pages_cover_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log");
     // One record per segment, so that the first segments can be dropped below (as a compaction would).
-    let mut master = MasterCore::open(session(1), open_log(&path, 1), MasterOptions::default()).unwrap();
+    let mut master =
+        MasterCore::open(session(1), open_log(&path, MIN_SEGMENT_BYTES), MasterOptions::default()).unwrap();
     let batch: Vec<Vec<u8>> = (0..7)
-        .map(|i| envelope("p", i, "a", &test_event(&format!("e{i}"))))
+        .map(|i| envelope("p", i, "a", &test_event(&big_id(&format!("e{i}")))))
         .collect();
     let broadcast = master.try_ingest(&batch).unwrap().broadcast;
     let mut pages = Vec::new();
@@ -426,7 +437,8 @@ fn events_since_pages_cover_the_log() {
     for first in 0..3 {
         std::fs::remove_file(path.join(clusterstate_core::log::format::segment_name(first))).unwrap();
     }
-    let mut master = MasterCore::open(session(2), open_log(&path, 1), MasterOptions::default()).unwrap();
+    let mut master =
+        MasterCore::open(session(2), open_log(&path, MIN_SEGMENT_BYTES), MasterOptions::default()).unwrap();
     assert_eq!(master.next_index(), 7);
     assert!(matches!(
         master.events_since(2, 10),
@@ -467,4 +479,21 @@ fn bad_tracker_options_are_refused() {
         MasterCore::open(session(1), open_log(dir.path(), 1 << 20), options),
         Err(MasterError::Tracker(_))
     ));
+}
+
+#[test]
+fn a_capacity_of_zero_is_refused() {
+    let options = MasterOptions {
+        capacity: 0,
+        ..MasterOptions::default()
+    };
+    assert!(matches!(options.validate(), Err(MasterError::InvalidOptions(_))));
+    let err = MasterCore::with_options(session(1), options).unwrap_err();
+    assert_eq!(err.to_string(), "capacity must be at least 1");
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        MasterCore::open(session(1), open_log(dir.path(), 1 << 20), options),
+        Err(MasterError::InvalidOptions(_))
+    ));
+    assert!(MasterOptions::default().validate().is_ok());
 }

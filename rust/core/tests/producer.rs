@@ -457,3 +457,25 @@ proptest! {
         prop_assert!(master.state() != &State::default());
     }
 }
+
+#[test]
+fn counters_iter_names_every_counter_once() {
+    let mut outbox = outbox(options(2.0, 5.0, 1));
+    outbox.push(test_event("e0"), 0.0).unwrap();
+    assert!(outbox.push(test_event("e1"), 0.0).is_err());
+    assert_eq!(
+        outbox.counters().iter().collect::<Vec<_>>(),
+        [
+            ("pushed", 1),
+            ("sent", 1),
+            ("resent", 0),
+            ("resent_missing", 0),
+            ("retargeted", 0),
+            ("dropped_on_retarget", 0),
+            ("acknowledged", 0),
+            ("ignored_acks", 0),
+            ("refused_full", 1),
+            ("pending", 1),
+        ]
+    );
+}

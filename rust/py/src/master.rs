@@ -29,7 +29,7 @@ fn master_error(err: MasterError) -> PyErr {
     match err {
         MasterError::NoLog => NoLogError::new_err(err.to_string()),
         MasterError::Log(err) => log_error(err),
-        MasterError::Tracker(err) => PyValueError::new_err(err.to_string()),
+        MasterError::Tracker(_) | MasterError::InvalidOptions(_) => PyValueError::new_err(err.to_string()),
         MasterError::IndexMismatch { .. } => LogUsageError::new_err(err.to_string()),
         MasterError::BeforeLog { idx, first_index } => SnapshotRequiredError::new_err((idx, first_index)),
         MasterError::AheadOfLog { idx, next_index } => IndexAheadError::new_err((idx, next_index)),

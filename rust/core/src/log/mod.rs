@@ -40,6 +40,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,55 @@ pub enum Durability {
     None,
 }
 
+const GROUP_INVALID: &str = "group commit needs group_records >= 1 and group_ms >= 0";
+
+impl Durability {
+    /// The group-commit policy of `"group"` ([`Durability::from_str`]): sync every 1000 records or 5 ms.
+    pub const DEFAULT_GROUP: Self = Self::Group {
+        records: 1000,
+        interval: Duration::from_millis(5),
+    };
+
+    /// Group commit after `records` (at least 1) waiting records or `ms` milliseconds (finite, at least 0).
+    pub fn group(records: u32, ms: f64) -> LogResult<Self> {
+        if !(ms.is_finite() && ms >= 0.0) || records == 0 {
+            return Err(LogError::Invalid(GROUP_INVALID.to_owned()));
+        }
+        Ok(Self::Group {
+            records,
+            interval: Duration::from_secs_f64(ms / 1000.0),
+        })
+    }
+
+    /// The policy's name: `"fsync"`, `"group"` or `"none"` (what [`Durability::from_str`] reads).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::EveryAppend => "fsync",
+            Self::Group { .. } => "group",
+            Self::None => "none",
+        }
+    }
+}
+
+impl FromStr for Durability {
+    type Err = LogError;
+
+    /// `"fsync"` ([`Durability::EveryAppend`]), `"group"` ([`Durability::DEFAULT_GROUP`]) or `"none"`.
+    fn from_str(name: &str) -> LogResult<Self> {
+        match name {
+            "fsync" => Ok(Self::EveryAppend),
+            "group" => Ok(Self::DEFAULT_GROUP),
+            "none" => Ok(Self::None),
+            other => Err(LogError::Invalid(format!(
+                "durability must be 'fsync', 'group' or 'none', not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The smallest [`Options::segment_bytes`].
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
+
 /// How to open a log.
 #[derive(Clone, Debug)]
 #[allow(clippy::struct_excessive_bools)] // independent switches, each named like its Python keyword
@@ -77,9 +127,9 @@ pub struct Options {
     pub durability: Durability,
     /// Create the directory if it does not exist (otherwise: [`LogError::NotFound`]).
     pub create: bool,
-    /// Start a new segment when the active one would grow past this many bytes.
+    /// Start a new segment when the active one would grow past this many bytes (at least [`MIN_SEGMENT_BYTES`]).
     pub segment_bytes: u64,
-    /// One sparse-index entry every this many records.
+    /// One sparse-index entry every this many records (at least 1).
     pub index_every: u32,
     /// Verify every record of every segment on open, not only the last segment's.
     pub verify_all: bool,
@@ -94,6 +144,26 @@ pub struct Options {
     /// read-only disk), the lock is shared with other readers, and every write is a [`LogError::ReadOnly`].
     /// A torn tail is left in place and the log ends before it. Incompatible with `create` and `repair`.
     pub read_only: bool,
+}
+
+impl Options {
+    /// Check the options ([`EventLog::open`] does): a [`LogError::Invalid`] says what is wrong.
+    pub fn validate(&self) -> LogResult<()> {
+        if self.read_only && (self.create || self.repair) {
+            return Err(LogError::Invalid(
+                "a read-only log cannot be created or repaired (open it writable)".to_owned(),
+            ));
+        }
+        if let Durability::Group { records: 0, .. } = self.durability {
+            return Err(LogError::Invalid(GROUP_INVALID.to_owned()));
+        }
+        if self.segment_bytes < MIN_SEGMENT_BYTES || self.index_every == 0 {
+            return Err(LogError::Invalid(
+                "segment_bytes must be >= 4096 and index_every >= 1".to_owned(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Options {

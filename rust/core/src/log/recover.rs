@@ -17,11 +17,7 @@ impl EventLog {
     /// Open (or with `options.create`, create) the log in `dir`, recovering from a crash if needed.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> LogResult<Self> {
         let dir = dir.as_ref().to_owned();
-        if options.read_only && (options.create || options.repair) {
-            return Err(LogError::Invalid(
-                "a read-only log cannot be created or repaired (open it writable)".to_owned(),
-            ));
-        }
+        options.validate()?;
         if !dir.is_dir() {
             if dir.exists() {
                 return Err(LogError::Invalid(format!("{} is not a directory", dir.display())));

@@ -77,6 +77,22 @@ pub struct MasterOptions {
     pub dedup_window: usize,
 }
 
+impl MasterOptions {
+    /// Check the options ([`MasterCore::with_options`] and [`MasterCore::open`] do): `capacity` at least 1, and
+    /// the staleness tracker's `period_s` and `threshold` (see [`StalenessTracker::new`]).
+    pub fn validate(&self) -> Result<(), MasterError> {
+        self.tracker().map(drop)
+    }
+
+    /// The staleness tracker of valid options.
+    fn tracker(&self) -> Result<StalenessTracker, MasterError> {
+        if self.capacity == 0 {
+            return Err(MasterError::InvalidOptions("capacity must be at least 1"));
+        }
+        Ok(StalenessTracker::new(self.period_s, self.threshold)?)
+    }
+}
+
 impl Default for MasterOptions {
     fn default() -> Self {
         Self {
@@ -193,16 +209,10 @@ impl MasterCore {
     /// A master of `session` with an empty State and no log, buffering up to [`DEFAULT_CAPACITY`] events per
     /// producer.
     pub fn new(session: SessionId) -> Self {
-        Self::with_capacity(session, DEFAULT_CAPACITY)
-    }
-
-    /// A master of `session`, without a log, whose producers may each have up to `capacity` (at least 1) events
-    /// waiting.
-    pub fn with_capacity(session: SessionId, capacity: usize) -> Self {
         Self::build(
             session,
             State::default(),
-            capacity,
+            DEFAULT_CAPACITY,
             StalenessTracker::default(),
             LogSlot::Detached,
         )
@@ -210,7 +220,7 @@ impl MasterCore {
 
     /// A master of `session` with an empty State and no log, with every option.
     pub fn with_options(session: SessionId, options: MasterOptions) -> Result<Self, MasterError> {
-        let tracker = StalenessTracker::new(options.period_s, options.threshold)?;
+        let tracker = options.tracker()?;
         Ok(Self::build(
             session,
             State::default(),
@@ -232,7 +242,7 @@ impl MasterCore {
     ///
     /// The log is dropped (closed) if opening fails.
     pub fn open(session: SessionId, mut log: EventLog, options: MasterOptions) -> Result<Self, MasterError> {
-        let tracker = StalenessTracker::new(options.period_s, options.threshold)?;
+        let tracker = options.tracker()?;
         let loaded = log.load_state()?;
         let state_next = next_of(&loaded.state);
         if state_next != log.next_index() {
@@ -258,7 +268,7 @@ impl MasterCore {
         Self {
             session,
             state,
-            capacity: capacity.max(1),
+            capacity,
             producers: HashMap::new(),
             counters: Counters::default(),
             log,
