@@ -1,4 +1,5 @@
-//! The core's errors: a plain enum per operation, with `Display` messages like the Python exceptions'.
+//! The reducer's and the decoder's errors, with `Display` messages like the Python exceptions'. The log, the
+//! master, the producer and the tracker have their own in their modules.
 
 use std::fmt;
 
@@ -57,48 +58,6 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Any error of the core, for callers that handle them in one place.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CoreError {
-    /// See [`ApplyError`].
-    Apply(ApplyError),
-    /// See [`DecodeError`].
-    Decode(DecodeError),
-}
-
-impl fmt::Display for CoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Apply(err) => err.fmt(f),
-            Self::Decode(err) => err.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for CoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Apply(err) => Some(err),
-            Self::Decode(err) => Some(err),
-        }
-    }
-}
-
-impl From<ApplyError> for CoreError {
-    fn from(err: ApplyError) -> Self {
-        Self::Apply(err)
-    }
-}
-
-impl From<DecodeError> for CoreError {
-    fn from(err: DecodeError) -> Self {
-        Self::Decode(err)
-    }
-}
-
-/// Result of the core's fallible operations.
-pub type CoreResult<T> = Result<T, CoreError>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +78,6 @@ mod tests {
             what: "event",
             message: "unknown variant `X`".to_owned(),
         };
-        assert_eq!(CoreError::from(err).to_string(), "invalid event: unknown variant `X`");
+        assert_eq!(err.to_string(), "invalid event: unknown variant `X`");
     }
 }

@@ -258,10 +258,42 @@ event_struct!(
     }
 );
 
-/// Any event. Externally tagged: `{"NodeGatheredInfo": {...}}`. The three large, rare payloads are boxed, so an
-/// `Event` is 160 bytes rather than 288: every decode and apply moves events around, and heartbeats are most of them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Event {
+/// Declares [`Event`] from one list of `Tag(payload)` variants, and with it [`Event::TAGS`], [`Event::tag`] and
+/// [`Event::event_id`]: adding an event kind touches only the `events!` list below (every payload has an
+/// `event_id`: declare it with `event_struct!`).
+macro_rules! events {
+    ($(#[$meta:meta])* $($tag:ident($payload:ty),)+) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum Event {
+            $($tag($payload),)+
+        }
+
+        impl Event {
+            /// Every event tag, in the union's order (`tag()` gives one event's).
+            pub const TAGS: &'static [&'static str] = &[$(stringify!($tag)),+];
+
+            /// The event's tag, e.g. `"NodeGatheredInfo"`.
+            pub fn tag(&self) -> &'static str {
+                match self {
+                    $(Self::$tag(_) => stringify!($tag),)+
+                }
+            }
+
+            /// The `event_id` every event carries.
+            pub fn event_id(&self) -> &EventId {
+                match self {
+                    $(Self::$tag(event) => &event.event_id,)+
+                }
+            }
+        }
+    };
+}
+
+events! {
+    /// Any event. Externally tagged: `{"NodeGatheredInfo": {...}}`. The three large, rare payloads are boxed, so an
+    /// `Event` is 160 bytes rather than 288: every decode and apply moves events around, and heartbeats are most of
+    /// them.
     TestEvent(TestEvent),
     TaskCreated(Box<TaskCreated>),
     TaskStatusUpdated(TaskStatusUpdated),
@@ -295,56 +327,6 @@ impl Event {
             Self::TopologyEdgeCreated(TopologyEdgeCreated { conn, .. })
             | Self::TopologyEdgeDeleted(TopologyEdgeDeleted { conn, .. }) => Some(&conn.source),
             _ => None,
-        }
-    }
-
-    /// Every event tag, in the union's order (`tag()` gives one event's).
-    pub const TAGS: [&'static str; 20] = [
-        "TestEvent",
-        "TaskCreated",
-        "TaskStatusUpdated",
-        "TaskFailed",
-        "TaskDeleted",
-        "TaskAcknowledged",
-        "InstanceCreated",
-        "InstanceDeleted",
-        "RunnerStatusUpdated",
-        "RunnerDeleted",
-        "NodeTimedOut",
-        "NodeDisconnected",
-        "NodeGatheredInfo",
-        "NodeDownloadProgress",
-        "ChunkGenerated",
-        "InputChunkReceived",
-        "TopologyEdgeCreated",
-        "TopologyEdgeDeleted",
-        "TracesCollected",
-        "TracesMerged",
-    ];
-
-    /// The event's tag, e.g. `"NodeGatheredInfo"`.
-    pub fn tag(&self) -> &'static str {
-        match self {
-            Self::TestEvent(_) => "TestEvent",
-            Self::TaskCreated(_) => "TaskCreated",
-            Self::TaskStatusUpdated(_) => "TaskStatusUpdated",
-            Self::TaskFailed(_) => "TaskFailed",
-            Self::TaskDeleted(_) => "TaskDeleted",
-            Self::TaskAcknowledged(_) => "TaskAcknowledged",
-            Self::InstanceCreated(_) => "InstanceCreated",
-            Self::InstanceDeleted(_) => "InstanceDeleted",
-            Self::RunnerStatusUpdated(_) => "RunnerStatusUpdated",
-            Self::RunnerDeleted(_) => "RunnerDeleted",
-            Self::NodeTimedOut(_) => "NodeTimedOut",
-            Self::NodeDisconnected(_) => "NodeDisconnected",
-            Self::NodeGatheredInfo(_) => "NodeGatheredInfo",
-            Self::NodeDownloadProgress(_) => "NodeDownloadProgress",
-            Self::ChunkGenerated(_) => "ChunkGenerated",
-            Self::InputChunkReceived(_) => "InputChunkReceived",
-            Self::TopologyEdgeCreated(_) => "TopologyEdgeCreated",
-            Self::TopologyEdgeDeleted(_) => "TopologyEdgeDeleted",
-            Self::TracesCollected(_) => "TracesCollected",
-            Self::TracesMerged(_) => "TracesMerged",
         }
     }
 }

@@ -5,15 +5,25 @@
 //! byte), and the reducer [`apply()`], rule for rule the Python reference (`clusterstate.reference.apply`).
 //!
 //! - [`events`], [`profiling`], [`topology`], [`work`], [`state`]: the types, one module per Python models module;
-//!   [`ids`]: the id newtypes (shared `Arc<str>`).
+//!   [`ids`]: the id newtypes (shared `Arc<str>`). [`Event`] is declared from one list of variants, which also
+//!   gives [`Event::TAGS`], [`Event::tag`] and [`Event::event_id`].
 //! - [`apply()`], [`fold`], [`replay`]: the reducer; [`cycles`]: the Thunderbolt-bridge cycles it derives.
 //! - [`codec`]: bytes to types with a [`DecodeError`], types to pydantic's bytes; [`json`]: the float layout and
 //!   opaque payloads; [`case`]: the camelCase (`by_alias=True`) form.
-//! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`], [`CoreError`].
-//! - [`liveness`]: the [`StalenessTracker`] (event-index liveness, `docs/liveness.md`).
+//! - [`error`]: [`ApplyError`] (a wrong index), [`DecodeError`]; the other components have their error type in
+//!   their module ([`log::LogError`], [`master::MasterError`], [`producer::OutboxError`], [`liveness::TrackerError`]).
+//! - [`liveness`]: the [`StalenessTracker`] and its [`NodeStaleness`] decisions (event-index liveness,
+//!   `docs/liveness.md`).
 //! - [`log`]: the crash-safe event log: checksummed segments, recovery, snapshots, replay (`docs/log-format.md`).
-//! - [`master`]: the master's ingest path: [`master::LocalEnvelope`] bytes resequenced per producer, indexed and
-//!   applied by [`master::MasterCore`] (`docs/master.md`).
+//! - The ingest protocol, shared by master, producers and nodes:
+//!   - [`envelope`]: the wire types, a producer's [`envelope::LocalEnvelope`] (with its
+//!     [`envelope::ProducerId`]) and the master's [`envelope::Gap`] reports;
+//!   - [`resequence`]: the [`resequence::Resequencer`], a bounded buffer releasing items strictly in sequence
+//!     (per producer at the master, by global index at a node);
+//!   - [`producer`]: the [`ProducerOutbox`], one producer instance's sequencer, kept until acknowledged and
+//!     resent when due.
+//! - [`master`]: the master's ingest path: envelope bytes resequenced per producer, indexed, logged and applied
+//!   by [`master::MasterCore`], its plan cycle and catch-up pages (`docs/master.md`).
 //! - [`node`]: the receiving side every node runs: [`NodeCore`] keeps a node's State from the master's broadcast,
 //!   resequenced by global index, and says from where to fetch what it missed (`docs/node.md`).
 //!
@@ -35,6 +45,7 @@ pub mod apply;
 pub mod case;
 pub mod codec;
 pub mod cycles;
+pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -43,17 +54,20 @@ pub mod liveness;
 pub mod log;
 pub mod master;
 pub mod node;
+pub mod producer;
 pub mod profiling;
+pub mod resequence;
 pub mod state;
 pub mod topology;
 pub mod work;
 
 pub use apply::{apply, apply_mut, fold, replay};
-pub use error::{ApplyError, CoreError, CoreResult, DecodeError};
+pub use error::{ApplyError, DecodeError};
 pub use events::{Event, IndexedEvent};
 pub use ids::{CommandId, EventId, InstanceId, ModelId, NodeId, RunnerId, TaskId};
-pub use liveness::{Staleness, StalenessTracker};
+pub use liveness::{NodeStaleness, StalenessTracker};
 pub use node::NodeCore;
+pub use producer::ProducerOutbox;
 pub use state::State;
 pub use topology::Topology;
 

@@ -66,7 +66,7 @@ impl std::error::Error for TrackerError {}
 /// A node's staleness: a decision returned by [`StalenessTracker::cycle`] (the evidence of a `NodeDisconnected`), or
 /// an entry of [`StalenessTracker::status`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Staleness {
+pub struct NodeStaleness {
     pub node_id: NodeId,
     /// The global index of the node's last event; `None` for a node never heard from.
     pub last_index: Option<u64>,
@@ -195,10 +195,10 @@ impl StalenessTracker {
     }
 
     /// Per-node status for operators, sorted by node id.
-    pub fn status(&self) -> Vec<Staleness> {
+    pub fn status(&self) -> Vec<NodeStaleness> {
         self.entries
             .iter()
-            .map(|entry| Staleness {
+            .map(|entry| NodeStaleness {
                 node_id: entry.node_id.clone(),
                 last_index: entry.last_index,
                 stale_cycles: entry.stale_cycles,
@@ -207,12 +207,12 @@ impl StalenessTracker {
     }
 
     /// The tracked status of one node.
-    pub fn get(&self, node_id: &str) -> Option<Staleness> {
+    pub fn get(&self, node_id: &str) -> Option<NodeStaleness> {
         self.entries
             .binary_search_by(|entry| entry.node_id.as_str().cmp(node_id))
             .ok()
             .and_then(|position| self.entries.get(position))
-            .map(|entry| Staleness {
+            .map(|entry| NodeStaleness {
                 node_id: entry.node_id.clone(),
                 last_index: entry.last_index,
                 stale_cycles: entry.stale_cycles,
@@ -241,7 +241,7 @@ impl StalenessTracker {
     ///
     /// One pass over the State's nodes and the tracked entries, both sorted: O(n), no hashing, no allocation per
     /// node beyond the new entry list.
-    pub fn cycle(&mut self, state: &State, now: f64, global_index: i64) -> Vec<Staleness> {
+    pub fn cycle(&mut self, state: &State, now: f64, global_index: i64) -> Vec<NodeStaleness> {
         let kind = self.classify(now, global_index);
         let counts = kind == CycleKind::Counted;
         let threshold = self.threshold;
@@ -267,7 +267,7 @@ impl StalenessTracker {
                     if counts {
                         entry.stale_cycles = entry.stale_cycles.saturating_add(1);
                         if entry.stale_cycles >= threshold {
-                            decisions.push(Staleness {
+                            decisions.push(NodeStaleness {
                                 node_id: entry.node_id.clone(),
                                 last_index: entry.last_index,
                                 stale_cycles: entry.stale_cycles,

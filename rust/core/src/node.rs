@@ -36,7 +36,7 @@ use std::fmt;
 use crate::apply::apply_mut;
 use crate::codec;
 use crate::events::IndexedEvent;
-use crate::master::{Offer, Resequencer, DEFAULT_CAPACITY};
+use crate::resequence::{Offer, Resequencer, DEFAULT_CAPACITY};
 use crate::state::State;
 
 /// Why [`NodeCore::receive`] refused an item. A refused item never reaches the State.
@@ -118,6 +118,25 @@ impl Counters {
         self.rejected_malformed + self.rejected_unknown_tag
     }
 
+    /// Every counter by name, as the Python `counters` dict has them (with `rejected`, every reason).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("received", self.received),
+            ("applied", self.applied),
+            ("duplicates", self.duplicates),
+            ("conflicts", self.conflicts),
+            ("dropped_ahead", self.dropped_ahead),
+            ("rejected", self.rejected_total()),
+            ("rejected_malformed", self.rejected_malformed),
+            ("rejected_unknown_tag", self.rejected_unknown_tag),
+            ("gaps", self.gaps),
+            ("joins", self.joins),
+            ("joins_ignored", self.joins_ignored),
+            ("buffered", self.buffered),
+        ]
+        .into_iter()
+    }
+
     fn reject(&mut self, reason: RejectReason) {
         match reason {
             RejectReason::Malformed => self.rejected_malformed += 1,
@@ -128,7 +147,7 @@ impl Counters {
 
 /// What one [`NodeCore::receive`] call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReceiveOutcome {
+pub struct ReceiveResult {
     /// How many events this call applied.
     pub applied: u64,
     /// [`NodeCore::missing`] after the call: the index to fetch from, or `None` when caught up.
@@ -219,8 +238,8 @@ impl NodeCore {
     /// not decode, drop duplicates, conflicts and events too far ahead, buffer the rest and apply every event now in
     /// sequence, in index order. Never panics and never applies a refused item; the State reached depends on which
     /// events arrived, not on their order or how they were cut into batches.
-    pub fn receive<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> ReceiveOutcome {
-        let mut outcome = ReceiveOutcome::default();
+    pub fn receive<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> ReceiveResult {
+        let mut outcome = ReceiveResult::default();
         for (position, bytes) in batch.iter().enumerate() {
             self.counters.received += 1;
             let bytes = bytes.as_ref();
@@ -346,6 +365,40 @@ mod tests {
             let Some(from) = node.missing() else { return };
             node.receive(&lines(from..(from + page).min(n)));
         }
+    }
+
+    #[test]
+    fn counters_iter_names_every_counter_once() {
+        let counters = Counters {
+            received: 1,
+            applied: 2,
+            duplicates: 3,
+            conflicts: 4,
+            dropped_ahead: 5,
+            rejected_malformed: 6,
+            rejected_unknown_tag: 7,
+            gaps: 8,
+            joins: 9,
+            joins_ignored: 10,
+            buffered: 11,
+        };
+        assert_eq!(
+            counters.iter().collect::<Vec<_>>(),
+            [
+                ("received", 1),
+                ("applied", 2),
+                ("duplicates", 3),
+                ("conflicts", 4),
+                ("dropped_ahead", 5),
+                ("rejected", 13),
+                ("rejected_malformed", 6),
+                ("rejected_unknown_tag", 7),
+                ("gaps", 8),
+                ("joins", 9),
+                ("joins_ignored", 10),
+                ("buffered", 11),
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The staleness tracker's exact rule (docs/liveness.md), cycle by cycle.
 
-use clusterstate_core::liveness::{CycleKind, Staleness, StalenessTracker, TrackerError};
+use clusterstate_core::liveness::{CycleKind, NodeStaleness, StalenessTracker, TrackerError};
 use clusterstate_core::{apply, IndexedEvent, NodeId, State};
 use proptest::prelude::*;
 
@@ -57,7 +57,7 @@ impl Master {
         ));
     }
 
-    fn disconnect(&mut self, decision: &Staleness) {
+    fn disconnect(&mut self, decision: &NodeStaleness) {
         let idx = self.next_idx();
         let last = decision
             .last_index
@@ -73,7 +73,7 @@ impl Master {
     }
 }
 
-fn names(decisions: &[Staleness]) -> Vec<&str> {
+fn names(decisions: &[NodeStaleness]) -> Vec<&str> {
     decisions.iter().map(|d| d.node_id.as_str()).collect()
 }
 
@@ -118,7 +118,7 @@ fn silent_for_k_cycles_is_disconnected_at_cycle_k_exactly() {
             std::cmp::Ordering::Equal => {
                 assert_eq!(
                     decisions,
-                    vec![Staleness {
+                    vec![NodeStaleness {
                         node_id: NodeId::from("a"),
                         last_index: Some(u64::try_from(a_last).unwrap()),
                         stale_cycles: K,
@@ -328,7 +328,7 @@ fn ghost_node_added_by_an_edge_is_removed() {
     }
     assert_eq!(
         decisions,
-        vec![Staleness {
+        vec![NodeStaleness {
             node_id: NodeId::from("ghost"),
             last_index: None,
             stale_cycles: K,

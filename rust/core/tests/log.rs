@@ -807,3 +807,78 @@ fn an_empty_segment_left_by_an_interrupted_rotation_wedges_nothing() {
     assert!(log.segment_count() > count);
     assert_eq!(log.read_range(0, u64::MAX).unwrap(), events);
 }
+
+#[test]
+fn durability_names_read_and_write() {
+    for name in ["fsync", "group", "none"] {
+        assert_eq!(name.parse::<Durability>().unwrap().name(), name);
+    }
+    assert_eq!("fsync".parse::<Durability>().unwrap(), Durability::EveryAppend);
+    assert_eq!(
+        "group".parse::<Durability>().unwrap(),
+        Durability::Group {
+            records: 1000,
+            interval: Duration::from_millis(5)
+        }
+    );
+    let err = "sometimes".parse::<Durability>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        LogError::Invalid("durability must be 'fsync', 'group' or 'none', not \"sometimes\"".to_owned()).to_string()
+    );
+    assert_eq!(
+        Durability::group(10, 2.5).unwrap(),
+        Durability::Group {
+            records: 10,
+            interval: Duration::from_micros(2500)
+        }
+    );
+    for (records, ms) in [(0, 5.0), (1, -1.0), (1, f64::NAN), (1, f64::INFINITY)] {
+        assert!(
+            matches!(Durability::group(records, ms), Err(LogError::Invalid(_))),
+            "{records} {ms}"
+        );
+    }
+}
+
+#[test]
+fn invalid_options_are_refused_before_the_directory_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    for bad in [
+        Options {
+            segment_bytes: 4095,
+            ..options()
+        },
+        Options {
+            index_every: 0,
+            ..options()
+        },
+        Options {
+            durability: Durability::Group {
+                records: 0,
+                interval: Duration::ZERO,
+            },
+            ..options()
+        },
+        Options {
+            read_only: true,
+            ..options()
+        },
+    ] {
+        assert!(matches!(bad.validate(), Err(LogError::Invalid(_))), "{bad:?}");
+        let described = format!("{bad:?}");
+        assert!(
+            matches!(EventLog::open(&path, bad), Err(LogError::Invalid(_))),
+            "{described}"
+        );
+        assert!(!path.exists());
+    }
+    let smallest = Options {
+        segment_bytes: 4096,
+        index_every: 1,
+        ..options()
+    };
+    assert!(smallest.validate().is_ok());
+    assert!(EventLog::open(&path, smallest).is_ok());
+}

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use clusterstate_core::events::SessionId;
 use clusterstate_core::liveness::{StalenessTracker, DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
 use clusterstate_core::master::{
-    CycleOutcome, IngestOutcome, LogFailure, MasterCore, MasterError, MasterOptions, RejectReason, DEFAULT_CAPACITY,
-    DEFAULT_DEDUP_WINDOW,
+    CycleResult, IngestResult, LogFailure, MasterCore, MasterError, MasterOptions, RejectReason, DEFAULT_DEDUP_WINDOW,
 };
+use clusterstate_core::resequence::DEFAULT_CAPACITY;
 use clusterstate_core::NodeId;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -29,7 +29,7 @@ fn master_error(err: MasterError) -> PyErr {
     match err {
         MasterError::NoLog => NoLogError::new_err(err.to_string()),
         MasterError::Log(err) => log_error(err),
-        MasterError::Tracker(err) => PyValueError::new_err(err.to_string()),
+        MasterError::Tracker(_) | MasterError::InvalidOptions(_) => PyValueError::new_err(err.to_string()),
         MasterError::IndexMismatch { .. } => LogUsageError::new_err(err.to_string()),
         MasterError::BeforeLog { idx, first_index } => SnapshotRequiredError::new_err((idx, first_index)),
         MasterError::AheadOfLog { idx, next_index } => IndexAheadError::new_err((idx, next_index)),
@@ -86,7 +86,7 @@ impl PyIngestResult {
 }
 
 impl PyIngestResult {
-    fn new(py: Python<'_>, outcome: IngestOutcome) -> Self {
+    fn new(py: Python<'_>, outcome: IngestResult) -> Self {
         Self {
             broadcast: bytes_list(py, &outcome.broadcast),
             acknowledged: outcome
@@ -130,7 +130,7 @@ impl PyCycleResult {
 }
 
 impl PyCycleResult {
-    fn new(py: Python<'_>, outcome: CycleOutcome) -> Self {
+    fn new(py: Python<'_>, outcome: CycleResult) -> Self {
         Self {
             broadcast: bytes_list(py, &outcome.broadcast),
             decisions: outcome.decisions.into_iter().map(PyNodeStaleness::from).collect(),
@@ -260,7 +260,7 @@ impl PyMasterCore {
     /// `LogClosedError`. A no-op without a log.
     fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         let inner = &mut self.inner;
-        py.detach(|| inner.close_log()).map_err(master_error)
+        py.detach(|| inner.close()).map_err(master_error)
     }
 
     /// Whether the master has an open event log.
@@ -272,7 +272,7 @@ impl PyMasterCore {
     /// The snapshot the master's State was loaded from when it was built from a log, if any.
     #[getter]
     fn loaded_snapshot_index(&self) -> Option<u64> {
-        self.inner.loaded_snapshot()
+        self.inner.loaded_snapshot_index()
     }
 
     /// The State after every applied event (the Rust `State`, shared, not copied).

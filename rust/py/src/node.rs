@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use clusterstate_core::master::DEFAULT_CAPACITY;
-use clusterstate_core::node::{NodeCore, ReceiveOutcome, RejectReason};
+use clusterstate_core::node::{NodeCore, ReceiveResult, RejectReason};
+use clusterstate_core::resequence::DEFAULT_CAPACITY;
 use clusterstate_core::State;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -33,8 +33,8 @@ impl PyReceiveResult {
     }
 }
 
-impl From<ReceiveOutcome> for PyReceiveResult {
-    fn from(outcome: ReceiveOutcome) -> Self {
+impl From<ReceiveResult> for PyReceiveResult {
+    fn from(outcome: ReceiveResult) -> Self {
         Self {
             applied: outcome.applied,
             missing: outcome.missing,

@@ -1,10 +1,11 @@
-//! `clusterstate._core.ProducerOutbox`: the producer side of the ingest path (core `master::Outbox`) for Python.
+//! `clusterstate._core.ProducerOutbox`: the producer side of the ingest path (core `ProducerOutbox`) for Python.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use clusterstate_core::envelope::{new_producer_id, Gap, ProducerId};
 use clusterstate_core::events::Event;
-use clusterstate_core::master::{new_producer_id, Gap, Outbox, OutboxError, OutboxOptions, ProducerId};
+use clusterstate_core::producer::{OutboxError, OutboxOptions, ProducerOutbox};
 use clusterstate_core::NodeId;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -88,7 +89,7 @@ fn bytes_list<'py>(py: Python<'py>, envelopes: &[Vec<u8>]) -> PyResult<Bound<'py
 /// them, resends what is due (docs/master.md, "The producer side").
 #[pyclass(name = "ProducerOutbox", module = "clusterstate._core")]
 pub struct PyProducerOutbox {
-    inner: Outbox,
+    inner: ProducerOutbox,
 }
 
 #[pymethods]
@@ -116,7 +117,7 @@ impl PyProducerOutbox {
             max_resend_after_s: max_resend_after,
             capacity,
         };
-        let inner = Outbox::new(
+        let inner = ProducerOutbox::new(
             Arc::from(producer_id),
             NodeId::from(node_id),
             session_arg(session)?,

@@ -1,6 +1,6 @@
 //! `clusterstate._core.StalenessTracker`: the event-index liveness tracker (core `liveness` module) for Python.
 
-use clusterstate_core::liveness::{CycleKind, Staleness, StalenessTracker};
+use clusterstate_core::liveness::{CycleKind, NodeStaleness, StalenessTracker};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -30,8 +30,8 @@ pub struct PyNodeStaleness {
     stale_cycles: u32,
 }
 
-impl From<Staleness> for PyNodeStaleness {
-    fn from(value: Staleness) -> Self {
+impl From<NodeStaleness> for PyNodeStaleness {
+    fn from(value: NodeStaleness) -> Self {
         Self {
             node_id: value.node_id.as_str().to_owned(),
             last_index: value.last_index,

@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use super::format::{Cursor, Step, SEGMENT_HEADER};
-use super::{scan_segment, EventLog, LogError, LogResult, SparseIndex};
+use super::recover::scan_segment;
+use super::{EventLog, LogError, LogResult, SparseIndex};
 use crate::apply::apply_mut;
 use crate::codec;
 use crate::events::IndexedEvent;

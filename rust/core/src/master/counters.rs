@@ -5,7 +5,7 @@ use std::fmt;
 /// Why [`MasterCore::ingest`](super::MasterCore::ingest) refused an envelope. A refused envelope is never applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {
-    /// Not a [`LocalEnvelope`](super::LocalEnvelope): bad JSON, a missing, extra or mistyped field.
+    /// Not a [`LocalEnvelope`](crate::envelope::LocalEnvelope): bad JSON, a missing, extra or mistyped field.
     Malformed,
     /// A JSON object whose `event` is a one-key object with a tag that is not one of the core's events (a newer
     /// peer, most likely), whatever else is wrong with it.
@@ -34,6 +34,19 @@ impl RejectReason {
         Self::IndexExhausted,
         Self::TooLarge,
     ];
+
+    /// The reason's counter name, `rejected_<name>` (a key of the Python `counters`).
+    pub fn counter_name(self) -> &'static str {
+        match self {
+            Self::Malformed => "rejected_malformed",
+            Self::UnknownTag => "rejected_unknown_tag",
+            Self::Spoofed => "rejected_spoofed",
+            Self::Conflict => "rejected_conflict",
+            Self::BufferFull => "rejected_buffer_full",
+            Self::IndexExhausted => "rejected_index_exhausted",
+            Self::TooLarge => "rejected_too_large",
+        }
+    }
 
     /// The reason's name, e.g. `"unknown_tag"` (the Python `counters` keys are `rejected_<name>`).
     pub fn as_str(self) -> &'static str {
@@ -96,6 +109,25 @@ impl Counters {
         self.rejected.iter().sum()
     }
 
+    /// Every counter by name, as the Python `counters` dict has them: the totals, `rejected` (every reason) and
+    /// `rejected_<reason>` for each reason.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        [
+            ("ingested", self.ingested),
+            ("applied", self.applied),
+            ("duplicates", self.duplicates),
+            ("other_session", self.other_session),
+            ("buffered", self.buffered),
+            ("appended", self.appended),
+            ("disconnects", self.disconnects),
+            ("replayed_duplicates", self.replayed_duplicates),
+            ("unlogged", self.unlogged),
+            ("rejected", self.rejected_total()),
+        ]
+        .into_iter()
+        .chain(RejectReason::ALL.map(|reason| (reason.counter_name(), self.rejected(reason))))
+    }
+
     pub(super) fn reject(&mut self, reason: RejectReason) {
         self.rejected[reason.slot()] += 1;
     }
@@ -104,6 +136,53 @@ impl Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iter_names_every_counter_once() {
+        let mut counters = Counters {
+            applied: 2,
+            unlogged: 3,
+            ..Counters::default()
+        };
+        counters.reject(RejectReason::TooLarge);
+        let all: Vec<(&str, u64)> = counters.iter().collect();
+        let names: Vec<&str> = all.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "ingested",
+                "applied",
+                "duplicates",
+                "other_session",
+                "buffered",
+                "appended",
+                "disconnects",
+                "replayed_duplicates",
+                "unlogged",
+                "rejected",
+                "rejected_malformed",
+                "rejected_unknown_tag",
+                "rejected_spoofed",
+                "rejected_conflict",
+                "rejected_buffer_full",
+                "rejected_index_exhausted",
+                "rejected_too_large",
+            ]
+        );
+        for reason in RejectReason::ALL {
+            assert_eq!(reason.counter_name(), format!("rejected_{reason}"));
+        }
+        let nonzero: Vec<(&str, u64)> = all.into_iter().filter(|(_, value)| *value > 0).collect();
+        assert_eq!(
+            nonzero,
+            [
+                ("applied", 2),
+                ("unlogged", 3),
+                ("rejected", 1),
+                ("rejected_too_large", 1)
+            ]
+        );
+    }
 
     #[test]
     fn reasons_have_slots_in_order() {

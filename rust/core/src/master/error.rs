@@ -15,6 +15,8 @@ pub enum MasterError {
     Log(LogError),
     /// An invalid staleness-tracker setting (`period_s`, `threshold`).
     Tracker(TrackerError),
+    /// Another invalid [`MasterOptions`](super::MasterOptions) setting (a `capacity` of 0).
+    InvalidOptions(&'static str),
     /// On reopen, the State rebuilt from the log does not end where the log ends: continuing would leave a gap or
     /// reuse an index.
     IndexMismatch {
@@ -46,6 +48,7 @@ impl fmt::Display for MasterError {
             Self::NoLog => f.write_str("this MasterCore has no event log"),
             Self::Log(err) => err.fmt(f),
             Self::Tracker(err) => err.fmt(f),
+            Self::InvalidOptions(message) => f.write_str(message),
             Self::IndexMismatch { log_next, state_next } => write!(
                 f,
                 "the State rebuilt from the event log ends before index {state_next} but the log's next index is \

@@ -3,69 +3,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use super::counters::{Counters, RejectReason};
 use super::error::{LogFailure, MasterError};
 use super::recent::{RecentIds, DEFAULT_DEDUP_WINDOW};
-use super::resequence::{Offer, Resequencer};
 use crate::apply::apply_mut;
 use crate::codec;
+use crate::envelope::{Gap, LocalEnvelope, ProducerId};
 use crate::events::{Event, IndexedEvent, NodeDisconnected, SessionId};
 use crate::ids::{EventId, NodeId};
 use crate::json::Case;
-use crate::liveness::{Staleness, StalenessTracker, DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
+use crate::liveness::{NodeStaleness, StalenessTracker, DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
 use crate::log::format::MAX_PAYLOAD;
 use crate::log::{EventLog, LogError};
+use crate::resequence::{Offer, Resequencer, DEFAULT_CAPACITY};
 use crate::state::State;
-
-/// A producer's id: one per event source instance (a fresh one after every restart), so that
-/// its sequence numbers restart at 0 without being taken for stale copies of the old instance's events.
-pub type ProducerId = Arc<str>;
-
-/// How many events one producer may have waiting behind a gap, by default.
-pub const DEFAULT_CAPACITY: usize = 4096;
-
-/// A local event on its way to the master (`snake_case` keys; `camelCase` aliases accepted; no other key allowed):
-///
-/// ```json
-/// {"origin": "producer id", "origin_idx": 0,
-///  "session": {"master_node_id": "m", "election_clock": 1},
-///  "event": {"NodeGatheredInfo": {...}},
-///  "node_id": "the sending node"}
-/// ```
-///
-/// - `origin`: the [`ProducerId`]; `origin_idx`: the producer's sequence number, `0, 1, 2, ...` without gaps;
-/// - `session`: the master session the producer addresses (other sessions' envelopes are ignored);
-/// - `event`: one externally tagged [`Event`];
-/// - `node_id`: the node the producer runs on. It becomes the broadcast event's `origin`, and every node-scoped
-///   event must be about it (the sampled node, the downloading node, the source of a topology edge).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalEnvelope {
-    pub origin: ProducerId,
-    #[serde(alias = "originIdx")]
-    pub origin_idx: u64,
-    pub session: SessionId,
-    pub event: Event,
-    #[serde(alias = "nodeId")]
-    pub node_id: NodeId,
-}
-
-impl LocalEnvelope {
-    /// The node a node-scoped event is about ([`Event::scoped_node`]; `None` for the other events).
-    pub fn scoped_node(&self) -> Option<&NodeId> {
-        self.event.scoped_node()
-    }
-
-    /// Whether only the master may produce this event: a node's disconnection is the master's decision (its
-    /// staleness tracker), so no node can disconnect another.
-    pub fn master_only(&self) -> bool {
-        matches!(self.event, Event::NodeDisconnected(_) | Event::NodeTimedOut(_))
-    }
-}
 
 /// Why `bytes` is not a [`LocalEnvelope`]: an event tag that is not a known one, or anything else. Only called on
 /// the failure path, so the second parse costs nothing on valid input.
@@ -77,15 +29,14 @@ fn classify(bytes: &[u8]) -> RejectReason {
     }
 }
 
-/// Decode one envelope: the only place bytes become a [`LocalEnvelope`] (one small function, so a faster decoder
-/// can replace it without touching the rest of the path).
+/// Decode one envelope, or say why it is refused.
 fn decode_envelope(bytes: &[u8]) -> Result<LocalEnvelope, RejectReason> {
-    codec::decode::<LocalEnvelope>("envelope", bytes).map_err(|_| classify(bytes))
+    LocalEnvelope::decode(bytes).map_err(|_| classify(bytes))
 }
 
 /// What one [`MasterCore::ingest`] call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IngestOutcome {
+pub struct IngestResult {
     /// The newly indexed events, in global-index order: each an [`IndexedEvent`]'s JSON (`snake_case`, `origin` =
     /// the sending node), ready to broadcast. With a log, exactly the records appended by this call.
     pub broadcast: Vec<Vec<u8>>,
@@ -97,30 +48,20 @@ pub struct IngestOutcome {
     pub rejected: Vec<(usize, RejectReason)>,
     /// For every producer heard from in the batch (in the order first heard) whose events wait behind a gap after
     /// it: the first sequence number the master is missing, to send back with the acknowledgements so that the
-    /// producer resends it at once ([`Outbox::resend_missing`](super::Outbox::resend_missing)).
+    /// producer resends it at once ([`ProducerOutbox::resend_missing`]).
+    ///
+    /// [`ProducerOutbox::resend_missing`]: crate::producer::ProducerOutbox::resend_missing
     pub missing: Vec<Gap>,
-}
-
-/// A producer's first missing sequence number, as [`IngestOutcome::missing`] reports it: the master holds
-/// `held` (its highest buffered number), so every copy of `missing` sent before `held` was lost or overtaken.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gap {
-    /// The producer whose events wait.
-    pub producer: ProducerId,
-    /// The sequence number the master needs next (every lower one is released).
-    pub missing: u64,
-    /// The highest sequence number the master holds behind the gap.
-    pub held: u64,
 }
 
 /// What one [`MasterCore::plan_cycle`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CycleOutcome {
+pub struct CycleResult {
     /// The master's own `NodeDisconnected` events, indexed, applied and logged: [`IndexedEvent`] JSON with
     /// `origin` = the session's master node, ready to broadcast.
     pub broadcast: Vec<Vec<u8>>,
     /// The staleness tracker's decisions (sorted by node id), one per `NodeDisconnected`, whose evidence they carry.
-    pub decisions: Vec<Staleness>,
+    pub decisions: Vec<NodeStaleness>,
 }
 
 /// How to build a [`MasterCore`].
@@ -134,6 +75,22 @@ pub struct MasterOptions {
     pub threshold: u32,
     /// How many of the log's last records a reopened master remembers the `event_id` of ([`RecentIds`]).
     pub dedup_window: usize,
+}
+
+impl MasterOptions {
+    /// Check the options ([`MasterCore::with_options`] and [`MasterCore::open`] do): `capacity` at least 1, and
+    /// the staleness tracker's `period_s` and `threshold` (see [`StalenessTracker::new`]).
+    pub fn validate(&self) -> Result<(), MasterError> {
+        self.tracker().map(drop)
+    }
+
+    /// The staleness tracker of valid options.
+    fn tracker(&self) -> Result<StalenessTracker, MasterError> {
+        if self.capacity == 0 {
+            return Err(MasterError::InvalidOptions("capacity must be at least 1"));
+        }
+        Ok(StalenessTracker::new(self.period_s, self.threshold)?)
+    }
 }
 
 impl Default for MasterOptions {
@@ -252,16 +209,10 @@ impl MasterCore {
     /// A master of `session` with an empty State and no log, buffering up to [`DEFAULT_CAPACITY`] events per
     /// producer.
     pub fn new(session: SessionId) -> Self {
-        Self::with_capacity(session, DEFAULT_CAPACITY)
-    }
-
-    /// A master of `session`, without a log, whose producers may each have up to `capacity` (at least 1) events
-    /// waiting.
-    pub fn with_capacity(session: SessionId, capacity: usize) -> Self {
         Self::build(
             session,
             State::default(),
-            capacity,
+            DEFAULT_CAPACITY,
             StalenessTracker::default(),
             LogSlot::Detached,
         )
@@ -269,7 +220,7 @@ impl MasterCore {
 
     /// A master of `session` with an empty State and no log, with every option.
     pub fn with_options(session: SessionId, options: MasterOptions) -> Result<Self, MasterError> {
-        let tracker = StalenessTracker::new(options.period_s, options.threshold)?;
+        let tracker = options.tracker()?;
         Ok(Self::build(
             session,
             State::default(),
@@ -291,7 +242,7 @@ impl MasterCore {
     ///
     /// The log is dropped (closed) if opening fails.
     pub fn open(session: SessionId, mut log: EventLog, options: MasterOptions) -> Result<Self, MasterError> {
-        let tracker = StalenessTracker::new(options.period_s, options.threshold)?;
+        let tracker = options.tracker()?;
         let loaded = log.load_state()?;
         let state_next = next_of(&loaded.state);
         if state_next != log.next_index() {
@@ -317,7 +268,7 @@ impl MasterCore {
         Self {
             session,
             state,
-            capacity: capacity.max(1),
+            capacity,
             producers: HashMap::new(),
             counters: Counters::default(),
             log,
@@ -367,7 +318,7 @@ impl MasterCore {
     }
 
     /// The snapshot [`Self::open`] started from, if any.
-    pub fn loaded_snapshot(&self) -> Option<u64> {
+    pub fn loaded_snapshot_index(&self) -> Option<u64> {
         self.loaded_snapshot
     }
 
@@ -405,7 +356,7 @@ impl MasterCore {
 
     /// Sync and close the log, releasing its directory. Afterwards `ingest` and `plan_cycle` fail with
     /// [`LogError::Closed`] (the master never applies what it cannot persist). A no-op without a log.
-    pub fn close_log(&mut self) -> Result<(), MasterError> {
+    pub fn close(&mut self) -> Result<(), MasterError> {
         match std::mem::replace(&mut self.log, LogSlot::Closed) {
             LogSlot::Open(log) => Ok(log.close()?),
             LogSlot::Detached => {
@@ -438,7 +389,7 @@ impl MasterCore {
     /// failure is returned, the error is kept in [`Self::last_log_error`] and the refused events are counted
     /// [`Counters::unlogged`] (their producers resend them). Without a log it cannot fail. Prefer `try_ingest`
     /// with a log.
-    pub fn ingest<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> IngestOutcome {
+    pub fn ingest<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> IngestResult {
         match self.try_ingest(batch) {
             Ok(outcome) => outcome,
             Err(failure) => {
@@ -458,14 +409,14 @@ impl MasterCore {
     /// resequence per producer, index, log, apply and return what to broadcast and acknowledge. Never panics and
     /// never applies a refused envelope; the batch is processed in order, so the result is a function of the
     /// sequence of batches. With a log, a failed append returns a [`LogFailure`] (see the type's docs).
-    pub fn try_ingest<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> Result<IngestOutcome, Box<LogFailure<IngestOutcome>>> {
+    pub fn try_ingest<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> Result<IngestResult, Box<LogFailure<IngestResult>>> {
         if matches!(self.log, LogSlot::Closed) {
             return Err(Box::new(LogFailure {
                 error: LogError::Closed,
-                done: IngestOutcome::default(),
+                done: IngestResult::default(),
             }));
         }
-        let mut outcome = IngestOutcome::default();
+        let mut outcome = IngestResult::default();
         let mut staged = Staged::default();
         let mut reacknowledged = Vec::new();
         let mut heard = ProducersHeard::default();
@@ -545,11 +496,11 @@ impl MasterCore {
     /// a fresh uuid4 `event_id`, `origin` = the session's master node) indexed, logged, applied and returned for
     /// broadcast exactly like an ingested event. With a log, a failed append returns a [`LogFailure`]; the
     /// tracker has then reset the nodes' counts, so they are decided again after another `threshold` cycles.
-    pub fn plan_cycle(&mut self, now: f64) -> Result<CycleOutcome, Box<LogFailure<CycleOutcome>>> {
+    pub fn plan_cycle(&mut self, now: f64) -> Result<CycleResult, Box<LogFailure<CycleResult>>> {
         if matches!(self.log, LogSlot::Closed) {
             return Err(Box::new(LogFailure {
                 error: LogError::Closed,
-                done: CycleOutcome::default(),
+                done: CycleResult::default(),
             }));
         }
         let decisions = self.tracker.cycle(&self.state, now, self.state.last_event_applied_idx);
@@ -566,7 +517,7 @@ impl MasterCore {
                 break; // the global index is exhausted
             }
         }
-        let mut outcome = CycleOutcome {
+        let mut outcome = CycleResult {
             broadcast: Vec::with_capacity(decisions.len()),
             decisions,
         };
@@ -596,7 +547,7 @@ impl MasterCore {
             .collect()
     }
 
-    fn refuse(&mut self, outcome: &mut IngestOutcome, position: usize, reason: RejectReason) {
+    fn refuse(&mut self, outcome: &mut IngestResult, position: usize, reason: RejectReason) {
         self.counters.reject(reason);
         outcome.rejected.push((position, reason));
     }
@@ -608,7 +559,7 @@ impl MasterCore {
         producer: &ProducerId,
         position: usize,
         staged: &mut Staged,
-        outcome: &mut IngestOutcome,
+        outcome: &mut IngestResult,
         reacknowledged: &mut Vec<(ProducerId, u64)>,
     ) {
         let Some(entry) = self.producers.get_mut(producer) else {
@@ -744,190 +695,7 @@ impl MasterCore {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::{Just, Strategy};
-
     use super::*;
-
-    fn session(clock: u64) -> SessionId {
-        SessionId {
-            master_node_id: NodeId::from("m"),
-            election_clock: clock,
-        }
-    }
-
-    fn envelope(producer: &str, idx: u64, node: &str, event: &str) -> Vec<u8> {
-        format!(
-            r#"{{"origin":"{producer}","origin_idx":{idx},"session":{{"master_node_id":"m","election_clock":1}},"event":{event},"node_id":"{node}"}}"#
-        )
-        .into_bytes()
-    }
-
-    fn test_event(id: &str) -> String {
-        format!(r#"{{"TestEvent":{{"event_id":"{id}"}}}}"#)
-    }
-
-    fn info(node: &str) -> String {
-        format!(
-            r#"{{"NodeGatheredInfo":{{"event_id":"g-{node}","node_id":"{node}","info":{{"MiscData":{{"friendly_name":"x"}}}}}}}}"#
-        )
-    }
-
-    #[test]
-    fn resequences_indexes_and_applies() {
-        let mut master = MasterCore::new(session(1));
-        let out = master.ingest(&[
-            envelope("p", 1, "a", &test_event("e1")),
-            envelope("p", 0, "a", &test_event("e0")),
-            envelope("p", 0, "a", &test_event("e0")),
-        ]);
-        assert_eq!(out.rejected, vec![]);
-        let decoded: Vec<IndexedEvent> = out
-            .broadcast
-            .iter()
-            .map(|b| codec::decode_indexed_event(b).unwrap())
-            .collect();
-        assert_eq!(decoded.iter().map(|e| e.idx).collect::<Vec<_>>(), vec![0, 1]);
-        assert_eq!(decoded[0].origin, Some(NodeId::from("a")));
-        let p: ProducerId = Arc::from("p");
-        assert_eq!(out.acknowledged, vec![(p.clone(), 0), (p.clone(), 1), (p, 0)]);
-        assert_eq!(master.state().last_event_applied_idx, 1);
-        assert_eq!(master.counters().duplicates, 1);
-        assert_eq!(master.counters().applied, 2);
-        assert_eq!(master.counters().buffered, 0);
-        assert_eq!(master.next_index(), 2);
-    }
-
-    #[test]
-    fn refuses_without_applying() {
-        let mut master = MasterCore::with_capacity(session(1), 2);
-        let other = envelope("p", 0, "a", &test_event("e")).into_iter().collect::<Vec<_>>();
-        let other = String::from_utf8(other)
-            .unwrap()
-            .replace("\"election_clock\":1", "\"election_clock\":2");
-        let out = master.ingest(&[
-            b"not json".to_vec(),
-            envelope("p", 0, "a", r#"{"Nope":{}}"#),
-            envelope("p", 0, "a", &info("b")),
-            other.into_bytes(),
-            envelope("p", 5, "a", &test_event("e5")),
-            envelope("p", 1, "a", &test_event("e1")),
-            envelope("p", 1, "a", &test_event("x1")),
-            envelope("p", 0, "b", &info("b")),
-        ]);
-        assert_eq!(
-            out.rejected,
-            vec![
-                (0, RejectReason::Malformed),
-                (1, RejectReason::UnknownTag),
-                (2, RejectReason::Spoofed),
-                (4, RejectReason::BufferFull),
-                (6, RejectReason::Conflict),
-                (7, RejectReason::Spoofed), // producer p runs on a, not b
-            ]
-        );
-        assert!(out.broadcast.is_empty());
-        let counters = master.counters();
-        assert_eq!(
-            (counters.ingested, counters.other_session, counters.buffered),
-            (8, 1, 1)
-        );
-        assert_eq!(counters.rejected(RejectReason::Spoofed), 2);
-        assert_eq!(master.state(), &State::default());
-        let out = master.ingest(&[envelope("p", 0, "a", &info("a"))]);
-        assert_eq!(out.broadcast.len(), 2);
-        assert_eq!(master.counters().buffered, 0);
-    }
-
-    #[test]
-    fn an_event_over_the_record_limit_is_refused_without_using_an_index() {
-        let huge = format!(
-            r#"{{"NodeGatheredInfo":{{"event_id":"big","node_id":"a","info":{{"MiscData":{{"friendly_name":"{}"}}}}}}}}"#,
-            "x".repeat(MAX_PAYLOAD as usize)
-        );
-        let mut master = MasterCore::new(session(1));
-        let out = master.ingest(&[
-            envelope("p", 0, "a", &test_event("e0")),
-            envelope("p", 1, "a", &huge),
-            envelope("p", 2, "a", &test_event("e2")),
-        ]);
-        assert_eq!(out.rejected, vec![(1, RejectReason::TooLarge)]);
-        let indices: Vec<u64> = out
-            .broadcast
-            .iter()
-            .map(|bytes| codec::decode_indexed_event(bytes).unwrap().idx)
-            .collect();
-        assert_eq!(indices, vec![0, 1]); // e2 follows e0 directly
-        assert_eq!(master.counters().rejected(RejectReason::TooLarge), 1);
-    }
-
-    #[test]
-    fn only_the_master_disconnects_nodes() {
-        let mut master = MasterCore::new(session(1));
-        let disconnect = r#"{"NodeDisconnected":{"event_id":"d","node_id":"a","last_index":0,"stale_cycles":3}}"#;
-        let legacy = r#"{"NodeTimedOut":{"event_id":"t","node_id":"a"}}"#;
-        let out = master.ingest(&[
-            envelope("pa", 0, "a", &info("a")),
-            envelope("pb", 0, "b", disconnect),
-            envelope("pb", 0, "b", legacy),
-            envelope("pm", 0, "m", disconnect),
-        ]);
-        assert_eq!(
-            out.rejected,
-            vec![(1, RejectReason::Spoofed), (2, RejectReason::Spoofed)]
-        );
-        assert_eq!(out.broadcast.len(), 2);
-        assert!(!master.state().topology.contains("a"));
-    }
-
-    proptest::proptest! {
-        /// Any interleaving of three producers' envelopes, with copies, cut into any batches: every event is
-        /// applied exactly once, each producer's in its own order, under consecutive global indices.
-        #[test]
-        fn any_delivery_is_exactly_once_in_producer_order(
-            (wire, cuts) in (0..3u64, 0..3u64, 0..3u64)
-                .prop_flat_map(|(a, b, c)| {
-                    let mut wire = Vec::new();
-                    for (producer, copies) in [("p0", a), ("p1", b), ("p2", c)] {
-                        for idx in 0..6 {
-                            for _ in 0..=copies.min(idx % 3) {
-                                wire.push((producer, idx));
-                            }
-                        }
-                    }
-                    (Just(wire).prop_shuffle(), proptest::collection::vec(1..8usize, 1..40))
-                })
-        ) {
-            let mut master = MasterCore::new(session(1));
-            let mut released = Vec::new();
-            let mut rest: &[(&str, u64)] = &wire;
-            let mut cut = cuts.iter().cycle();
-            while !rest.is_empty() {
-                let take = (*cut.next().unwrap_or(&1)).min(rest.len());
-                let batch: Vec<Vec<u8>> = rest[..take]
-                    .iter()
-                    .map(|(p, idx)| envelope(p, *idx, "n", &test_event(&format!("{p}-{idx}"))))
-                    .collect();
-                rest = &rest[take..];
-                let out = master.ingest(&batch);
-                proptest::prop_assert!(out.rejected.is_empty());
-                for bytes in &out.broadcast {
-                    let event = codec::decode_indexed_event(bytes).unwrap();
-                    proptest::prop_assert_eq!(event.idx, u64::try_from(released.len()).unwrap());
-                    let Event::TestEvent(test) = event.event else { panic!("not a TestEvent") };
-                    released.push(test.event_id.as_str().to_owned());
-                }
-            }
-            proptest::prop_assert_eq!(released.len(), 18);
-            for producer in ["p0", "p1", "p2"] {
-                let mine: Vec<&String> = released.iter().filter(|id| id.starts_with(producer)).collect();
-                let expected: Vec<String> = (0..6).map(|idx| format!("{producer}-{idx}")).collect();
-                proptest::prop_assert_eq!(mine, expected.iter().collect::<Vec<_>>());
-            }
-            let counters = master.counters();
-            proptest::prop_assert_eq!(counters.duplicates, u64::try_from(wire.len()).unwrap() - 18);
-            proptest::prop_assert_eq!(counters.buffered, 0);
-        }
-    }
 
     #[test]
     fn classify_tells_unknown_tags() {
@@ -935,317 +703,5 @@ mod tests {
         assert_eq!(classify(br#"{"event":{"Nope":{}}}"#), RejectReason::UnknownTag);
         assert_eq!(classify(br#"{"event":{"TestEvent":{"x":1}}}"#), RejectReason::Malformed);
         assert_eq!(classify(br#"{"event":{}}"#), RejectReason::Malformed);
-    }
-
-    fn envelope_in(clock: u64, producer: &str, idx: u64, node: &str, event: &str) -> Vec<u8> {
-        let bytes = envelope(producer, idx, node, event);
-        String::from_utf8(bytes)
-            .unwrap()
-            .replacen("\"election_clock\":1", &format!("\"election_clock\":{clock}"), 1)
-            .into_bytes()
-    }
-
-    fn open_log(dir: &std::path::Path, segment_bytes: u64) -> EventLog {
-        let options = crate::log::Options {
-            create: true,
-            segment_bytes,
-            durability: crate::log::Durability::None,
-            ..crate::log::Options::default()
-        };
-        EventLog::open(dir, options).unwrap()
-    }
-
-    fn logged_master(dir: &std::path::Path, clock: u64, options: MasterOptions) -> MasterCore {
-        MasterCore::open(session(clock), open_log(dir, 64 << 20), options).unwrap()
-    }
-
-    fn test_ids(broadcast: &[Vec<u8>]) -> Vec<String> {
-        broadcast
-            .iter()
-            .map(|bytes| match codec::decode_indexed_event(bytes).unwrap().event {
-                Event::TestEvent(test) => test.event_id.as_str().to_owned(),
-                other => other.tag().to_owned(),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn every_applied_event_is_logged_in_index_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut master = logged_master(dir.path(), 1, MasterOptions::default());
-        let mut broadcast = Vec::new();
-        let batches = [
-            vec![
-                envelope("p", 1, "a", &test_event("e1")),
-                b"junk".to_vec(),
-                envelope("p", 0, "a", &info("a")),
-            ],
-            vec![
-                envelope("q", 0, "b", &info("b")),
-                envelope("p", 1, "a", &test_event("e1")),
-            ],
-            vec![
-                envelope("q", 0, "a", &info("b")),
-                envelope("q", 1, "b", &test_event("e2")),
-            ],
-        ];
-        for batch in &batches {
-            broadcast.extend(master.try_ingest(batch).unwrap().broadcast);
-        }
-        assert_eq!(
-            test_ids(&broadcast),
-            ["NodeGatheredInfo", "e1", "NodeGatheredInfo", "e2"]
-        );
-        assert_eq!(master.counters().rejected_total(), 2); // the junk and q's spoofed envelope
-        assert_eq!(master.counters().appended, 4);
-        let log = master.log_mut().unwrap();
-        let logged: Vec<Vec<u8>> = log.read_raw(0, 100).unwrap().into_iter().map(|(_, raw)| raw).collect();
-        assert_eq!(logged, broadcast); // the very bytes that were broadcast, in index order
-        let events = log.read_range(0, 100).unwrap();
-        assert_eq!(log.next_index(), 4);
-        assert_eq!(crate::apply::fold(&State::default(), &events).unwrap(), *master.state());
-        assert_eq!(master.next_index(), 4);
-    }
-
-    #[test]
-    fn a_refused_append_leaves_the_master_consistent_with_its_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        // One record per segment: the second record of a batch needs a new segment file, which cannot be created
-        // once the directory is gone, after the first one was written.
-        let mut master = MasterCore::open(session(1), open_log(&path, 1), MasterOptions::default()).unwrap();
-        std::fs::remove_dir_all(&path).unwrap();
-        let batch = [
-            envelope("p", 0, "a", &test_event("e0")),
-            envelope("p", 1, "a", &test_event("e1")),
-            envelope("p", 2, "a", &test_event("e2")),
-            envelope("p", 0, "a", &test_event("e0")), // stale copies: acknowledged again only if logged
-            envelope("p", 1, "a", &test_event("e1")),
-        ];
-        let failure = master.try_ingest(&batch).unwrap_err();
-        assert!(matches!(failure.error, LogError::Io { .. }), "{:?}", failure.error);
-        assert_eq!(test_ids(&failure.done.broadcast), ["e0"]);
-        let p: ProducerId = Arc::from("p");
-        assert_eq!(failure.done.acknowledged, vec![(p.clone(), 0), (p.clone(), 0)]);
-        assert_eq!(master.next_index(), 1);
-        assert_eq!(master.log().unwrap().next_index(), 1);
-        assert_eq!(master.state().last_event_applied_idx, 0);
-        assert_eq!(master.producer_next("p"), Some(1)); // rewound: e1 and e2 count as never received
-        let counters = master.counters();
-        assert_eq!((counters.appended, counters.applied, counters.unlogged), (1, 1, 2));
-        // Once the disk works again, the producer's resend is applied, not taken for a stale copy.
-        std::fs::create_dir_all(&path).unwrap();
-        let out = master.try_ingest(&batch[1..3]).unwrap();
-        assert_eq!(test_ids(&out.broadcast), ["e1", "e2"]);
-        assert_eq!(out.acknowledged, vec![(p.clone(), 1), (p, 2)]);
-        assert_eq!(master.next_index(), 3);
-        // The infallible form absorbs the error into the counters and `last_log_error`.
-        std::fs::remove_dir_all(&path).unwrap();
-        let out = master.ingest(&[envelope("p", 3, "a", &test_event("e3"))]);
-        assert!(out.broadcast.is_empty() && out.acknowledged.is_empty());
-        assert!(master.last_log_error().is_some());
-        assert_eq!(master.producer_next("p"), Some(3));
-    }
-
-    #[test]
-    fn a_reopened_master_continues_the_index_and_does_not_apply_resent_events_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut master = logged_master(dir.path(), 1, MasterOptions::default());
-        let first: Vec<Vec<u8>> = (0..3)
-            .map(|i| envelope("p", i, "a", &test_event(&format!("e{i}"))))
-            .collect();
-        master.try_ingest(&first).unwrap();
-        assert_eq!(master.snapshot().unwrap(), 2);
-        let more: Vec<Vec<u8>> = (3..5)
-            .map(|i| envelope("p", i, "a", &test_event(&format!("e{i}"))))
-            .collect();
-        master.try_ingest(&more).unwrap(); // e3 and e4's acknowledgements are lost in the crash
-        let state = master.state().clone();
-        master.close_log().unwrap();
-        let closed = master.try_ingest(&more).unwrap_err();
-        assert!(matches!(closed.error, LogError::Closed));
-        assert_eq!(master.plan_cycle(0.0).unwrap_err().done, CycleOutcome::default());
-
-        // The new master (a new session) starts from the snapshot plus the tail.
-        let mut master = logged_master(dir.path(), 2, MasterOptions::default());
-        assert_eq!(master.loaded_snapshot(), Some(2));
-        assert_eq!(*master.state(), state);
-        assert_eq!(master.next_index(), 5);
-        assert_eq!(master.recent_ids(), 5);
-        assert_eq!(master.producer_next("p"), None);
-        // The producer re-addresses its pending events e3, e4 and a new e5, renumbered from 0.
-        let resent: Vec<Vec<u8>> = ["e3", "e4", "e5"]
-            .iter()
-            .zip(0..)
-            .map(|(id, i)| envelope_in(2, "p", i, "a", &test_event(id)))
-            .collect();
-        let out = master.try_ingest(&resent).unwrap();
-        let p: ProducerId = Arc::from("p");
-        assert_eq!(test_ids(&out.broadcast), ["e5"]);
-        assert_eq!(codec::decode_indexed_event(&out.broadcast[0]).unwrap().idx, 5); // no gap
-        assert_eq!(out.acknowledged, vec![(p.clone(), 2), (p.clone(), 0), (p, 1)]);
-        assert_eq!(master.counters().replayed_duplicates, 2);
-        assert_eq!(master.counters().applied, 1);
-        let log = master.log_mut().unwrap();
-        let events = log.read_range(0, 100).unwrap();
-        assert_eq!(events.iter().map(|e| e.idx).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(crate::apply::fold(&State::default(), &events).unwrap(), *master.state());
-        master.close_log().unwrap();
-
-        // The window is bounded: remembering only the last record, an older resend is applied again.
-        let options = MasterOptions {
-            dedup_window: 1,
-            ..MasterOptions::default()
-        };
-        let mut master = logged_master(dir.path(), 3, options);
-        assert_eq!(master.recent_ids(), 1);
-        let out = master
-            .try_ingest(&[
-                envelope_in(3, "p", 0, "a", &test_event("e4")),
-                envelope_in(3, "p", 1, "a", &test_event("e5")),
-            ])
-            .unwrap();
-        assert_eq!(test_ids(&out.broadcast), ["e4"]);
-        assert_eq!(master.counters().replayed_duplicates, 1);
-    }
-
-    #[test]
-    fn plan_cycle_disconnects_a_silent_node_through_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = MasterOptions {
-            threshold: 2,
-            ..MasterOptions::default()
-        };
-        let mut master = logged_master(dir.path(), 1, options);
-        master
-            .try_ingest(&[envelope("pa", 0, "a", &info("a")), envelope("pb", 0, "b", &info("b"))])
-            .unwrap();
-        let mut decided_at = Vec::new();
-        let mut broadcast = Vec::new();
-        for cycle in 0..4u32 {
-            // a keeps producing, b is silent from here on.
-            let event = test_event(&format!("a{cycle}"));
-            master
-                .try_ingest(&[envelope("pa", u64::from(cycle) + 1, "a", &event)])
-                .unwrap();
-            let out = master.plan_cycle(f64::from(cycle) * 10.0).unwrap();
-            if !out.decisions.is_empty() {
-                decided_at.push(cycle);
-            }
-            assert_eq!(out.decisions.len(), out.broadcast.len());
-            broadcast.extend(out.broadcast);
-            if cycle == 2 {
-                assert_eq!(
-                    out.decisions,
-                    vec![Staleness {
-                        node_id: NodeId::from("b"),
-                        last_index: Some(1),
-                        stale_cycles: 2
-                    }]
-                );
-            }
-        }
-        // Cycle 0 is the grace cycle; cycles 1 and 2 count; b is gone after the second.
-        assert_eq!(decided_at, vec![2]);
-        assert_eq!(broadcast.len(), 1);
-        let event = codec::decode_indexed_event(&broadcast[0]).unwrap();
-        assert_eq!(event.origin, Some(NodeId::from("m")));
-        let Event::NodeDisconnected(disconnected) = &event.event else {
-            panic!("not a NodeDisconnected: {event:?}")
-        };
-        assert_eq!(
-            (
-                disconnected.node_id.as_str(),
-                disconnected.last_index,
-                disconnected.stale_cycles
-            ),
-            ("b", Some(1), 2)
-        );
-        assert_eq!(disconnected.event_id.as_str().len(), 36); // a uuid4
-        assert!(!master.state().topology.contains("b"));
-        assert!(master.state().topology.contains("a"));
-        assert_eq!(master.counters().disconnects, 1);
-        let log = master.log_mut().unwrap();
-        assert_eq!(log.read_raw(event.idx, event.idx + 1).unwrap()[0].1, broadcast[0]);
-        let events = log.read_range(0, 100).unwrap();
-        assert_eq!(crate::apply::fold(&State::default(), &events).unwrap(), *master.state());
-    }
-
-    #[test]
-    fn events_since_pages_cover_the_log() {
-        let mut master = MasterCore::new(session(1));
-        assert!(matches!(master.events_since(0, 10), Err(MasterError::NoLog)));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        // One record per segment, so that the first segments can be dropped below (as a compaction would).
-        let mut master = MasterCore::open(session(1), open_log(&path, 1), MasterOptions::default()).unwrap();
-        let batch: Vec<Vec<u8>> = (0..7)
-            .map(|i| envelope("p", i, "a", &test_event(&format!("e{i}"))))
-            .collect();
-        let broadcast = master.try_ingest(&batch).unwrap().broadcast;
-        let mut pages = Vec::new();
-        let mut idx = 0;
-        loop {
-            let page = master.events_since(idx, 3).unwrap();
-            assert!(page.len() <= 3);
-            if page.is_empty() {
-                break;
-            }
-            idx += page.len() as u64;
-            pages.push(page);
-        }
-        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 1]);
-        assert_eq!(pages.concat(), broadcast);
-        assert_eq!(master.events_since(5, 0).unwrap().len(), 0);
-        assert!(matches!(
-            master.events_since(8, 10),
-            Err(MasterError::AheadOfLog { idx: 8, next_index: 7 })
-        ));
-        master.snapshot().unwrap();
-        master.close_log().unwrap();
-        for first in 0..3 {
-            std::fs::remove_file(path.join(crate::log::format::segment_name(first))).unwrap();
-        }
-        let mut master = MasterCore::open(session(2), open_log(&path, 1), MasterOptions::default()).unwrap();
-        assert_eq!(master.next_index(), 7);
-        assert!(matches!(
-            master.events_since(2, 10),
-            Err(MasterError::BeforeLog { idx: 2, first_index: 3 })
-        ));
-        assert_eq!(master.events_since(3, 10).unwrap(), broadcast[3..]);
-    }
-
-    #[test]
-    fn events_since_caps_the_page() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut master = logged_master(dir.path(), 1, MasterOptions::default());
-        let batch: Vec<Vec<u8>> = (0..=MAX_PAGE as u64)
-            .map(|i| envelope("p", i, "a", &test_event(&i.to_string())))
-            .collect();
-        master.try_ingest(&batch).unwrap();
-        assert_eq!(master.events_since(0, usize::MAX).unwrap().len(), MAX_PAGE);
-        assert_eq!(master.events_since(1, usize::MAX).unwrap().len(), MAX_PAGE);
-        assert_eq!(master.events_since(2, usize::MAX).unwrap().len(), MAX_PAGE - 1);
-    }
-
-    #[test]
-    fn bad_tracker_options_are_refused() {
-        let options = MasterOptions {
-            threshold: 0,
-            ..MasterOptions::default()
-        };
-        assert!(matches!(
-            MasterCore::with_options(session(1), options),
-            Err(MasterError::Tracker(_))
-        ));
-        let options = MasterOptions {
-            period_s: f64::NAN,
-            ..MasterOptions::default()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            MasterCore::open(session(1), open_log(dir.path(), 1 << 20), options),
-            Err(MasterError::Tracker(_))
-        ));
     }
 }

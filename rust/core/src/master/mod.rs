@@ -1,10 +1,9 @@
 //! The master's ingest path: local-event envelopes in, indexed and applied global events out.
 //!
-//! - [`LocalEnvelope`]: what a producer sends the master (documented in `docs/master.md`).
-//! - [`Resequencer`]: one producer's bounded, total reordering buffer (exo's `OrderedBuffer`).
-//! - [`MasterCore`]: session, State, next global index, one buffer per producer, [`Counters`], the staleness
-//!   tracker, optionally the event log.
-//! - [`Outbox`]: the producer side: one producer instance's sequencer, kept until acknowledged, resent when due.
+//! - [`MasterCore`]: session, State, next global index, one [`Resequencer`](crate::resequence::Resequencer) per
+//!   producer, [`Counters`], the staleness tracker, optionally the event log. Its input is
+//!   [`LocalEnvelope`](crate::envelope::LocalEnvelope) bytes (documented in `docs/master.md`); the producer side
+//!   that sends them is [`ProducerOutbox`](crate::producer::ProducerOutbox).
 //!
 //! ```
 //! use clusterstate_core::events::SessionId;
@@ -31,15 +30,9 @@
 mod counters;
 mod error;
 mod ingest;
-mod outbox;
 mod recent;
-mod resequence;
 
 pub use counters::{Counters, RejectReason};
 pub use error::{LogFailure, MasterError};
-pub use ingest::{
-    CycleOutcome, Gap, IngestOutcome, LocalEnvelope, MasterCore, MasterOptions, ProducerId, DEFAULT_CAPACITY, MAX_PAGE,
-};
-pub use outbox::{new_producer_id, Outbox, OutboxCounters, OutboxError, OutboxOptions};
-pub use recent::{event_id, RecentIds, DEFAULT_DEDUP_WINDOW};
-pub use resequence::{Offer, Resequencer};
+pub use ingest::{CycleResult, IngestResult, MasterCore, MasterOptions, MAX_PAGE};
+pub use recent::{RecentIds, DEFAULT_DEDUP_WINDOW};

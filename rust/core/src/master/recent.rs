@@ -12,32 +12,6 @@ use crate::log::{EventLog, LogError, LogResult};
 /// How many of the log's last records a reopened master remembers the `event_id` of, by default.
 pub const DEFAULT_DEDUP_WINDOW: usize = 65_536;
 
-/// The `event_id` every event carries.
-pub fn event_id(event: &Event) -> &EventId {
-    match event {
-        Event::TestEvent(e) => &e.event_id,
-        Event::TaskCreated(e) => &e.event_id,
-        Event::TaskStatusUpdated(e) => &e.event_id,
-        Event::TaskFailed(e) => &e.event_id,
-        Event::TaskDeleted(e) => &e.event_id,
-        Event::TaskAcknowledged(e) => &e.event_id,
-        Event::InstanceCreated(e) => &e.event_id,
-        Event::InstanceDeleted(e) => &e.event_id,
-        Event::RunnerStatusUpdated(e) => &e.event_id,
-        Event::RunnerDeleted(e) => &e.event_id,
-        Event::NodeTimedOut(e) => &e.event_id,
-        Event::NodeDisconnected(e) => &e.event_id,
-        Event::NodeGatheredInfo(e) => &e.event_id,
-        Event::NodeDownloadProgress(e) => &e.event_id,
-        Event::ChunkGenerated(e) => &e.event_id,
-        Event::InputChunkReceived(e) => &e.event_id,
-        Event::TopologyEdgeCreated(e) => &e.event_id,
-        Event::TopologyEdgeDeleted(e) => &e.event_id,
-        Event::TracesCollected(e) => &e.event_id,
-        Event::TracesMerged(e) => &e.event_id,
-    }
-}
-
 /// A fixed set of `event_id`s, loaded once when a master is reopened and never grown: memory is bounded by the
 /// window (about 100 bytes an id), and a fresh master (no log, or an empty one) pays one empty-set check per event.
 ///
@@ -65,14 +39,14 @@ impl RecentIds {
                     format!("record {idx} does not decode: {err}"),
                 )
             })?;
-            ids.insert(event_id(&event.event).clone());
+            ids.insert(event.event.event_id().clone());
         }
         Ok(Self { ids })
     }
 
     /// Whether `event` was in the window.
     pub fn contains(&self, event: &Event) -> bool {
-        !self.ids.is_empty() && self.ids.contains(event_id(event))
+        !self.ids.is_empty() && self.ids.contains(event.event_id())
     }
 
     /// How many ids are remembered.

@@ -12,6 +12,10 @@
 
 use std::collections::BTreeMap;
 
+/// How many items a [`Resequencer`] holds at most, by default: the master's bound per producer and the node's
+/// bound on events ahead of its next index.
+pub const DEFAULT_CAPACITY: usize = 4096;
+
 /// What [`Resequencer::offer`] did with an item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
