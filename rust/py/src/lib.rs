@@ -34,7 +34,7 @@ mod _core {
     #[pymodule_export]
     use crate::reducer::{apply, apply_many};
     #[pymodule_export]
-    use crate::state::PyState;
+    use crate::state::PyCoreState;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

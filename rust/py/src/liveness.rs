@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 
 use crate::errors::PyCoreResult;
 use crate::pyimports::NODE_DISCONNECTED;
-use crate::state::{state_arg, PyState};
+use crate::state::{state_arg, PyCoreState};
 
 /// A node's staleness: a decision of `StalenessTracker.cycle` (the evidence of a `NodeDisconnected`), or an entry of
 /// `StalenessTracker.status()`.
@@ -100,7 +100,7 @@ impl PyStalenessTracker {
         now: f64,
         global_index: Option<i64>,
     ) -> PyCoreResult<Vec<PyNodeStaleness>> {
-        let decisions = if let Ok(rust) = state.cast::<PyState>() {
+        let decisions = if let Ok(rust) = state.cast::<PyCoreState>() {
             let inner = &rust.get().inner;
             self.inner
                 .cycle(inner, now, global_index.unwrap_or(inner.last_event_applied_idx))

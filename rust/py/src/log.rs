@@ -14,7 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::convert::{event_arg, JsonArg};
 use crate::errors::{invalid, LogClosedError, PyCoreError, PyCoreResult};
 use crate::pyimports::{DECODE_EVENT, GET_LOGGER};
-use crate::state::{state_arg, PyState};
+use crate::state::{state_arg, PyCoreState};
 
 /// Records read per chunk by `EventLog.iter`.
 const ITER_CHUNK: u64 = 1024;
@@ -70,9 +70,9 @@ impl PyEventLog {
     }
 
     /// Replay the log into `state` in Rust, with the GIL released (also `State.replay(log)`).
-    pub fn replay_into(&self, py: Python<'_>, state: State) -> PyResult<PyState> {
+    pub fn replay_into(&self, py: Python<'_>, state: State) -> PyResult<PyCoreState> {
         self.with_log(py, move |log| log.replay(&state))
-            .map(|inner| PyState { inner })
+            .map(|inner| PyCoreState { inner })
     }
 }
 
@@ -429,7 +429,7 @@ impl PyEventLog {
 
     /// Fold the records after `state.last_event_applied_idx` into `state` (default: the empty State), in Rust.
     #[pyo3(signature = (state = None))]
-    fn replay(&self, py: Python<'_>, state: Option<&Bound<'_, PyAny>>) -> PyCoreResult<PyState> {
+    fn replay(&self, py: Python<'_>, state: Option<&Bound<'_, PyAny>>) -> PyCoreResult<PyCoreState> {
         let state = match state {
             Some(state) => state_arg(state)?,
             None => State::default(),
@@ -445,7 +445,7 @@ impl PyEventLog {
     }
 
     /// The State after the last record: the newest valid snapshot plus a replay of the tail.
-    fn load_state(&self, py: Python<'_>) -> PyResult<PyState> {
+    fn load_state(&self, py: Python<'_>) -> PyResult<PyCoreState> {
         let loaded = self.with_log(py, EventLog::load_state)?;
         for (path, reason) in &loaded.skipped {
             warn(
@@ -458,7 +458,7 @@ impl PyEventLog {
             )?;
         }
         *self.loaded_snapshot.lock().unwrap_or_else(PoisonError::into_inner) = loaded.snapshot;
-        Ok(PyState { inner: loaded.state })
+        Ok(PyCoreState { inner: loaded.state })
     }
 
     fn __repr__(&self) -> String {

@@ -16,7 +16,7 @@ use crate::convert::{batch_arg, bytes_list, counters_dict, session_tuple, Sessio
 use crate::errors::{invalid_option, PyCoreError, PyCoreResult};
 use crate::liveness::PyNodeStaleness;
 use crate::log::PyEventLog;
-use crate::state::PyState;
+use crate::state::PyCoreState;
 
 /// The log error of a call the log cut short, with what the call did before as its `result` attribute.
 fn failure_error<T>(py: Python<'_>, error: LogError, done: T) -> PyErr
@@ -239,8 +239,8 @@ impl PyMasterCore {
 
     /// The State after every applied event (the Rust `State`, shared, not copied).
     #[getter]
-    fn state(&self) -> PyState {
-        PyState {
+    fn state(&self) -> PyCoreState {
+        PyCoreState {
             inner: self.inner.state().clone(),
         }
     }

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 
 use crate::convert::{batch_arg, counters_dict};
 use crate::errors::{invalid_option, PyCoreResult};
-use crate::state::{state_arg, PyState};
+use crate::state::{state_arg, PyCoreState};
 
 /// What one `NodeCore.receive` call did: how many events it applied, where the node is missing events, refusals.
 #[pyclass(frozen, name = "ReceiveResult", module = "clusterstate._core")]
@@ -88,8 +88,8 @@ impl PyNodeCore {
 
     /// The State after every applied event (the Rust `State`, shared, not copied).
     #[getter]
-    fn state(&self) -> PyState {
-        PyState {
+    fn state(&self) -> PyCoreState {
+        PyCoreState {
             inner: self.inner.state().clone(),
         }
     }

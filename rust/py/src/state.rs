@@ -12,13 +12,13 @@ use crate::pyimports::{DECODE_STATE, FIELD_VALUE, JSON_LOADS, PYDANTIC_STATE};
 
 /// The cluster State held by the Rust core: immutable, structurally shared between versions.
 #[pyclass(frozen, name = "CoreState", module = "clusterstate._core")]
-pub struct PyState {
+pub struct PyCoreState {
     pub inner: State,
 }
 
 /// A State argument: the Rust `CoreState`, or a pydantic `clusterstate.models.State` (converted through its JSON).
 pub fn state_arg(obj: &Bound<'_, PyAny>) -> PyCoreResult<State> {
-    if let Ok(state) = obj.cast::<PyState>() {
+    if let Ok(state) = obj.cast::<PyCoreState>() {
         return Ok(state.get().inner.clone());
     }
     let json = obj
@@ -43,11 +43,11 @@ fn field<T: Serialize + ?Sized>(py: Python<'_>, name: &str, value: &T) -> PyResu
 }
 
 #[pymethods]
-impl PyState {
+impl PyCoreState {
     /// An empty State (`last_event_applied_idx == -1`).
     #[new]
     fn new() -> Self {
-        PyState {
+        PyCoreState {
             inner: State::default(),
         }
     }
@@ -55,7 +55,7 @@ impl PyState {
     /// The Rust State of a pydantic `clusterstate.models.State` (or a copy of a Rust State).
     #[staticmethod]
     fn from_pydantic(state: &Bound<'_, PyAny>) -> PyCoreResult<Self> {
-        Ok(PyState {
+        Ok(PyCoreState {
             inner: state_arg(state)?,
         })
     }
@@ -66,7 +66,7 @@ impl PyState {
         let json: JsonArg = data
             .extract()
             .map_err(|_| invalid("state", "expected JSON as bytes, bytearray or str"))?;
-        Ok(PyState {
+        Ok(PyCoreState {
             inner: codec::decode_state(json.as_ref())?,
         })
     }
@@ -174,7 +174,7 @@ impl PyState {
 
     /// This State with the records of `log` after `last_event_applied_idx` folded in, in Rust (GIL released).
     #[pyo3(signature = (log, /))]
-    fn replay(&self, py: Python<'_>, log: &Bound<'_, crate::log::PyEventLog>) -> PyResult<PyState> {
+    fn replay(&self, py: Python<'_>, log: &Bound<'_, crate::log::PyEventLog>) -> PyResult<PyCoreState> {
         log.get().replay_into(py, self.inner.clone())
     }
 
@@ -189,7 +189,7 @@ impl PyState {
 
     /// Equal to a Rust or pydantic State with the same content.
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyCoreResult<Py<PyAny>> {
-        if let Ok(other) = other.cast::<PyState>() {
+        if let Ok(other) = other.cast::<PyCoreState>() {
             return Ok(PyBool::new(py, self.inner == other.get().inner)
                 .to_owned()
                 .into_any()
