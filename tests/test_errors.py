@@ -69,7 +69,7 @@ CASES: dict[str, tuple[Callable[[Path], object], type[ClusterStateError], type[E
     "log locked": (locked, LogLockedError, OSError),
     "log index": (lambda tmp: log_at(tmp).append(indexed(3)), LogIndexError, ValueError),
     "log decode": (lambda tmp: log_at(tmp).append(b"{"), DecodeError, ValueError),
-    "log usage": (lambda tmp: EventLog(tmp, durability="sometimes"), LogUsageError, ValueError),
+    "log usage": (lambda tmp: EventLog(tmp, durability="sometimes"), LogUsageError, ValueError),  # type: ignore[arg-type]
     "log closed": (closed, LogClosedError, ValueError),
     "log read-only": (read_only, LogReadOnlyError, ValueError),
     "master without log": (lambda _: MasterCore(SESSION).events_since(0), NoLogError, ValueError),
