@@ -48,7 +48,7 @@ from pydantic import JsonValue, TypeAdapter
 # Run as a script, so tests/ (the script's folder) is on sys.path, as pytest puts it for the tests.
 import strategies
 from clusterstate.codec import decode_indexed_event
-from clusterstate.models import IndexedEvent, State
+from clusterstate.models import IndexedEvent, NodeId, State
 from clusterstate.reference import apply
 from clusterstate.trace import TraceConfig, generate
 
@@ -82,7 +82,7 @@ def write_trace(name: str, events: list[IndexedEvent]) -> None:
     print(f"{name}: {len(events)} events, {len(state.thunderbolt_bridge_cycles)} bridge cycles")
 
 
-def _settings(examples: int) -> Any:
+def _settings(examples: int) -> settings:
     return settings(
         max_examples=examples,
         derandomize=True,
@@ -101,7 +101,9 @@ def drawn_streams(examples: int, size: int) -> list[list[IndexedEvent]]:
     @_settings(examples)
     @given(st.lists(st.tuples(strategies.events(), origin), min_size=size // 2, max_size=size))
     def collect(drawn: list[tuple[Any, str | None]]) -> None:
-        streams.append([IndexedEvent(idx=i, origin=o, event=e) for i, (e, o) in enumerate(drawn)])
+        streams.append(
+            [IndexedEvent(idx=i, origin=None if o is None else NodeId(o), event=e) for i, (e, o) in enumerate(drawn)]
+        )
 
     collect()
     return streams
@@ -256,8 +258,8 @@ def write_inputs() -> None:
                 kind = ".".join(type(item).__name__ for item in [event, *inner])
                 samples.setdefault(kind, line)
     for text in [*ODD_INPUTS, *samples.values()]:
-        event = decode_indexed_event(text)
-        output, alias = event.model_dump_json(), event.model_dump_json(by_alias=True)
+        indexed = decode_indexed_event(text)
+        output, alias = indexed.model_dump_json(), indexed.model_dump_json(by_alias=True)
         lines.append(json.dumps({"input": text, "output": output, "alias": alias}, ensure_ascii=False))
     for text in BAD_INPUTS:
         try:
@@ -277,7 +279,8 @@ def write_floats(count: int) -> None:
         values.append(struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0])
         values.append(rng.random() * 10 ** rng.randint(-30, 30))
     values = [v for v in values if math.isfinite(v)]
-    dump = TypeAdapter(list[JsonValue]).dump_json(values).decode()
+    json_values: list[JsonValue] = [*values]
+    dump = TypeAdapter(list[JsonValue]).dump_json(json_values).decode()
     (OUT / "floats.json").write_text(json.dumps([[repr(v) for v in values], dump]), encoding="utf-8")
     print(f"floats: {len(values)}")
 

@@ -32,6 +32,7 @@ from clusterstate.models import (
     MemoryUsage,
     MiscData,
     MlxRingInstance,
+    ModelId,
     Multiaddr,
     NetworkInterfaceInfo,
     NodeConfig,
@@ -43,6 +44,7 @@ from clusterstate.models import (
     NodeTimedOut,
     RDMAConnection,
     RdmaCtlStatus,
+    RunnerId,
     ShardAssignments,
     SocketConnection,
     State,
@@ -251,11 +253,11 @@ def test_add_connection_adds_missing_endpoints() -> None:
 
 
 def test_master_run_events_apply() -> None:
-    runner = "runner-1"
+    runner = RunnerId("runner-1")
     instance = MlxRingInstance(
         instance_id=InstanceId("instance-1"),
         shard_assignments=ShardAssignments(
-            model_id="llama-3.2-1b",
+            model_id=ModelId("llama-3.2-1b"),
             runner_to_shard={runner: {"PipelineShardMetadata": {"start_layer": 0, "end_layer": 16, "n_layers": 16}}},
             node_to_runner={NODE_1: runner},
         ),

@@ -271,7 +271,7 @@ def tick(cluster: Cluster, now: float, events: list[IndexedEvent]) -> None:
             # A seeded producer id (rather than `new_producer_id`'s random one): a seed replays exactly.
             producer = f"{node}/boot-{cluster.rng.getrandbits(32):08x}"
             cluster.boxes[node] = ProducerOutbox(
-                producer, node, cluster.master.session, resend_after=1.0, max_resend_after=4.0
+                producer, node, cluster.master.session, resend_after_s=1.0, max_resend_after_s=4.0
             )
         cluster.to_master.send(cluster.boxes[node].push(event.event, now=now))
         cluster.pushed[node].append(event.event)

@@ -145,7 +145,7 @@ def test_acknowledgements_remove_and_the_rest_is_ignored() -> None:
 
 
 def test_resend_is_by_age_with_backoff() -> None:
-    box = outbox(resend_after=2.0, max_resend_after=5.0)
+    box = outbox(resend_after_s=2.0, max_resend_after_s=5.0)
     e0 = box.push(test_event("e0"), now=10.0)
     e1 = box.push(test_event("e1"), now=11.0)
     assert box.due(11.9) == []
@@ -164,7 +164,7 @@ def test_resend_is_by_age_with_backoff() -> None:
 
 def test_the_master_reports_a_gap_and_the_outbox_resends_it_at_once() -> None:
     master = MasterCore(SESSION)
-    box = outbox(resend_after=2.0, max_resend_after=5.0)
+    box = outbox(resend_after_s=2.0, max_resend_after_s=5.0)
     e0, e1, e2 = (box.push(test_event(f"e{i}"), now=0.0) for i in range(3))
     result = master.ingest([e2, e1])  # e0 lost
     assert (result.broadcast, result.acknowledged, result.missing) == ([], [], [("p", 0, 2)])
@@ -182,7 +182,7 @@ def test_the_master_reports_a_gap_and_the_outbox_resends_it_at_once() -> None:
 
 
 def test_a_bad_clock_counts_as_no_time_passed() -> None:
-    box = outbox(resend_after=2.0)
+    box = outbox(resend_after_s=2.0)
     e0 = box.push(test_event("e0"), now=100.0)
     assert box.due(math.nan) == []
     assert box.due(math.inf) == []
@@ -195,7 +195,7 @@ def test_a_bad_clock_counts_as_no_time_passed() -> None:
 
 
 def test_a_full_outbox_refuses_and_changes_nothing() -> None:
-    box = outbox(capacity=2, resend_after=1.0)
+    box = outbox(capacity=2, resend_after_s=1.0)
     e0 = box.push(test_event("e0"), now=0.0)
     e1 = box.push(test_event("e1"), now=0.0)
     with pytest.raises(OutboxFullError) as info:
@@ -210,10 +210,10 @@ def test_a_full_outbox_refuses_and_changes_nothing() -> None:
 
 def test_bad_arguments() -> None:
     for options in (
-        {"resend_after": 0.0},
-        {"resend_after": math.nan},
-        {"max_resend_after": math.inf},
-        {"resend_after": 3.0, "max_resend_after": 2.0},
+        {"resend_after_s": 0.0},
+        {"resend_after_s": math.nan},
+        {"max_resend_after_s": math.inf},
+        {"resend_after_s": 3.0, "max_resend_after_s": 2.0},
         {"capacity": 0},
     ):
         with pytest.raises(ValueError, match="invalid outbox options"):
@@ -322,7 +322,9 @@ def test_a_lossy_network_still_applies_every_event_once_in_order(seed: int) -> N
         for event in waiting[:5]:
             node = str(event.origin)
             if node not in boxes:
-                boxes[node] = outbox(ProducerOutbox.new_producer_id(node), node, resend_after=1.0, max_resend_after=4.0)
+                boxes[node] = outbox(
+                    ProducerOutbox.new_producer_id(node), node, resend_after_s=1.0, max_resend_after_s=4.0
+                )
             send(to_master, boxes[node].push(event.event, now=now))
             pushed[node].append(event.event)
         del waiting[:5]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import JsonValue
 
 from clusterstate.codec import decode_indexed_event
 from clusterstate.errors import ClusterStateError, EventIndexError
@@ -42,6 +43,7 @@ from clusterstate.models import (
     MemoryUsage,
     MiscData,
     MlxRingInstance,
+    ModelId,
     Multiaddr,
     NetworkInterfaceInfo,
     NodeConfig,
@@ -210,7 +212,7 @@ def ring_instance(instance_id: InstanceId, node: NodeId, runner: RunnerId, port:
     return MlxRingInstance(
         instance_id=instance_id,
         shard_assignments=ShardAssignments(
-            model_id="model-x", runner_to_shard={runner: SHARD_X}, node_to_runner={node: runner}
+            model_id=ModelId("model-x"), runner_to_shard={runner: SHARD_X}, node_to_runner={node: runner}
         ),
         hosts_by_node={node: [Host(ip="10.0.0.1", port=port)]},
         ephemeral_port=port,
@@ -231,7 +233,13 @@ def chunk() -> ChunkGenerated:
 
 
 def input_chunk() -> InputChunkReceived:
-    payload = {"model": "model-x", "command_id": "cmd-1", "data": "aGk=", "chunk_index": 0, "total_chunks": 1}
+    payload: dict[str, JsonValue] = {
+        "model": "model-x",
+        "command_id": "cmd-1",
+        "data": "aGk=",
+        "chunk_index": 0,
+        "total_chunks": 1,
+    }
     return InputChunkReceived(command_id=CommandId("cmd-1"), chunk={"InputImageChunk": payload})
 
 
@@ -610,7 +618,7 @@ INFO_SAMPLES: dict[str, Any] = {
     "RdmaCtlStatus": RdmaCtlStatus(enabled=True),
 }
 
-EMPTY_NODE_MAPS = {
+EMPTY_NODE_MAPS: dict[str, dict[str, Any]] = {
     "node_identities": {},
     "node_memory": {},
     "node_disk": {},

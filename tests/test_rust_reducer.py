@@ -76,9 +76,9 @@ def test_apply_many_equals_applying_one_by_one(knobs: dict[str, Any]) -> None:
     assert_same(rust, reference.fold(events), "after the whole trace")
 
 
-def _stream(events: list[Any], origins: list[NodeId | None]) -> list[IndexedEvent]:
+def _stream(events: list[Any], origins: Sequence[str | None]) -> list[IndexedEvent]:
     return [
-        IndexedEvent(idx=idx, origin=origin, event=event)
+        IndexedEvent(idx=idx, origin=None if origin is None else NodeId(origin), event=event)
         for idx, (event, origin) in enumerate(zip(events, origins, strict=True))
     ]
 
@@ -182,7 +182,7 @@ def test_a_bad_event_in_a_batch_applies_nothing_and_names_its_position() -> None
 
 def test_the_last_index_is_the_same_in_both_reducers() -> None:
     full = State(last_event_applied_idx=MAX_INDEX)
-    event = IndexedEvent(idx=MAX_INDEX, event={"TestEvent": {"event_id": "e"}})
+    event = IndexedEvent.model_validate({"idx": MAX_INDEX, "event": {"TestEvent": {"event_id": "e"}}})
     for reducer in (reference.apply, clusterstate.apply):
         with pytest.raises(EventIndexError) as caught:
             reducer(full, event)
@@ -196,7 +196,7 @@ def test_the_last_index_is_the_same_in_both_reducers() -> None:
 
 def test_a_state_argument_that_is_not_a_state_is_a_typed_error() -> None:
     with pytest.raises(DecodeError, match=r"expected a CoreState or a clusterstate\.State, got object"):
-        clusterstate.apply(object(), GOOD)
+        clusterstate.apply(object(), GOOD)  # type: ignore[arg-type]
 
 
 # --- the Rust State reads like the pydantic one ---

@@ -168,7 +168,7 @@ class StalenessTracker:
     started more than one period late (more than `2 * period_s` after the previous cycle).
 
     Raises:
-        ValueError: `period_s` is not finite and > 0, or `threshold` < 1.
+        clusterstate.errors.OptionsError: `period_s` is not finite and > 0, or `threshold` < 1.
     """
 
     def __new__(cls, period_s: float = 10.0, threshold: int = 3) -> StalenessTracker: ...
@@ -423,7 +423,8 @@ class MasterCore:
 
     Raises:
         clusterstate.errors.DecodeError: `session` is not a session.
-        ValueError: `capacity` < 1, `period_s` not a finite number > 0, or `threshold` < 1.
+        clusterstate.errors.OptionsError: `capacity` < 1, `period_s` not a finite number > 0, or
+            `threshold` < 1.
         clusterstate.errors.LogError: the log cannot be read (e.g. `LogCorruptedError`), or was closed.
     """
 
@@ -549,7 +550,7 @@ class NodeCore:
 
     Raises:
         clusterstate.errors.DecodeError: `state` is not a State.
-        ValueError: `capacity` < 1.
+        clusterstate.errors.OptionsError: `capacity` < 1.
     """
 
     def __new__(cls, state: _StateInput | None = None, *, capacity: int = ...) -> NodeCore: ...
@@ -604,16 +605,16 @@ class ProducerOutbox:
     Numbers local events `0, 1, 2, ...` without gaps as `LocalEnvelope`s from `producer_id` on
     `node_id` to the master of `session` (a `(master_node_id, election_clock)` pair or an object with
     those attributes), keeps each until the master acknowledges it, and resends it when its last send
-    is `resend_after` (default 2) seconds old, doubling that envelope's interval at each resend up to
-    `max_resend_after` (default 5: keep it well below the staleness tracker's period, docs/master.md).
+    is `resend_after_s` (default 2) seconds old, doubling that envelope's interval at each resend up to
+    `max_resend_after_s` (default 5: keep it well below the staleness tracker's period, docs/master.md).
     At most `capacity` (default 65536) envelopes wait. Time is the caller's `now` (seconds, any
     monotonic clock): a `now` that is not finite or earlier than one already seen counts as no time
     passed. A restarted producer takes a fresh id (`ProducerOutbox.new_producer_id`).
 
     Raises:
         clusterstate.errors.DecodeError: `session` is not a session.
-        ValueError: a resend time that is not a positive finite number, `max_resend_after` below
-            `resend_after`, or `capacity` < 1.
+        clusterstate.errors.OptionsError: a resend time that is not a positive finite number,
+            `max_resend_after_s` below `resend_after_s`, or `capacity` < 1.
         OverflowError: a negative `capacity`.
     """
 
@@ -623,24 +624,25 @@ class ProducerOutbox:
         node_id: str,
         session: tuple[str, int] | models.SessionId,
         *,
-        resend_after: float = ...,
-        max_resend_after: float = ...,
+        resend_after_s: float = ...,
+        max_resend_after_s: float = ...,
         capacity: int = ...,
     ) -> ProducerOutbox: ...
     @staticmethod
     def new_producer_id(node_id: str) -> str:
         """A fresh producer id for a producer instance on `node_id`: `"{node_id}/{random suffix}"`."""
 
-    def push(self, event: models.Event | bytes | bytearray, *, now: float) -> bytes:
+    def push(self, event: models.Event | bytes | bytearray | str, *, now: float) -> bytes:
         """Number `event`, keep its envelope until acknowledged and return the envelope bytes to send now.
 
-        An event given as bytes without an `event_id` gets a random one once: its resends are identical.
+        An event given as JSON without an `event_id` gets a random one once: its resends are identical.
 
         Raises:
             clusterstate.errors.OutboxFullError: `capacity` envelopes are unacknowledged (nothing changed).
             clusterstate.errors.DecodeError: `event` is not an event (nothing changed).
-            ValueError: an event the master would refuse as spoofed: about another node than
-                `node_id`, or a node disconnection from a node that is not the session's master.
+            clusterstate.errors.EventRefusedError: an event the master would refuse as spoofed: about
+                another node than `node_id`, or a node disconnection from a node that is not the
+                session's master (nothing changed).
         """
 
     def acknowledge(
@@ -662,7 +664,7 @@ class ProducerOutbox:
 
     def due(self, now: float) -> list[bytes]:
         """The envelopes to resend at `now`, lowest sequence number first: those whose last send is at
-        least their resend interval old. Each one's interval doubles, up to `max_resend_after`."""
+        least their resend interval old. Each one's interval doubles, up to `max_resend_after_s`."""
 
     def resend_missing(
         self,

@@ -1,8 +1,10 @@
 """Typed exceptions raised by clusterstate.
 
 Every error the library raises on bad input derives from :class:`ClusterStateError`, and each
-leaf also inherits the builtin a caller would naturally catch (``ValueError``), so code written
-against plain Python keeps working.
+leaf also inherits the builtin a caller would naturally catch (``ValueError`` for bad input, an
+``OSError`` for the log's files, ``BlockingIOError`` for a full outbox), so code written against
+plain Python keeps working. The Rust bindings raise these classes (mapped in
+``rust/py/src/errors.rs``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ __all__ = [
     "ClusterStateError",
     "DecodeError",
     "EventIndexError",
+    "EventRefusedError",
     "IndexAheadError",
     "LogClosedError",
     "LogCorruptedError",
@@ -26,6 +29,7 @@ __all__ = [
     "LogReadOnlyError",
     "LogUsageError",
     "NoLogError",
+    "OptionsError",
     "OutboxFullError",
     "SnapshotRequiredError",
 ]
@@ -59,6 +63,11 @@ class EventIndexError(ClusterStateError, ValueError):
         super().__init__(f"event index {got} does not follow the state ({kind}): expected {expected}")
         self.expected = expected
         self.got = got
+
+
+class OptionsError(ClusterStateError, ValueError):
+    """A setting a component cannot work with, e.g. a staleness period that is not a finite number
+    of seconds > 0, a threshold or capacity < 1, or resend times out of order. Nothing was built."""
 
 
 # The event log. Each error also inherits the builtin a caller would catch for a file.
@@ -134,15 +143,25 @@ class LogReadOnlyError(LogUsageError):
 # The producer side (``ProducerOutbox``).
 
 
-class OutboxFullError(ClusterStateError):
+class OutboxFullError(ClusterStateError, BlockingIOError):
     """``ProducerOutbox.push`` refused an event: ``capacity`` envelopes wait for an acknowledgement.
 
     Nothing was numbered or kept; back off and push the event again once acknowledgements free room.
+    Like a non-blocking write into a full buffer (``io.BufferedWriter``, a socket), it is a
+    ``BlockingIOError`` (``EAGAIN``): the call would have to wait, so try again later.
     """
 
     def __init__(self, capacity: int) -> None:
-        super().__init__(f"producer outbox is full ({capacity} unacknowledged envelopes): back off until room frees")
+        super().__init__(
+            errno.EAGAIN, f"producer outbox is full ({capacity} unacknowledged envelopes): back off until room frees"
+        )
         self.capacity = capacity
+
+
+class EventRefusedError(ClusterStateError, ValueError):
+    """``ProducerOutbox.push`` refused an event it must never send: one the master would refuse as
+    spoofed (about another node than the outbox's, or a node disconnection not from the session's
+    master), or one past the last sequence number of the session. Nothing was numbered or kept."""
 
 
 # The master's event log (``MasterCore``): requests it cannot serve.

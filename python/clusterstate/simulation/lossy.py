@@ -158,8 +158,8 @@ def run_lossy(config: LossyConfig) -> LossyResult:
             f"{node}/p",
             node,
             session,
-            resend_after=config.resend_after_s,
-            max_resend_after=config.max_resend_after_s,
+            resend_after_s=config.resend_after_s,
+            max_resend_after_s=config.max_resend_after_s,
         )
         for node in nodes
     }

@@ -1,46 +1,88 @@
-//! Turning the Python arguments of `apply` into core values: one conversion per argument, before any work.
+//! Python arguments as core values, and core values as Python objects: one conversion per kind of argument, done
+//! before any work. A leaf: it knows no binding class.
 
-use clusterstate_core::{codec, IndexedEvent, State};
+use std::collections::BTreeMap;
+
+use clusterstate_core::events::SessionId;
+use clusterstate_core::{codec, IndexedEvent, NodeId};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
+use pyo3::types::{PyByteArray, PyBytes, PyString, PyTuple};
 
 use crate::depythonize::depythonize;
-use crate::errors::{decode_error, invalid};
-use crate::state::PyState;
+use crate::errors::{invalid, PyCoreResult};
 
-/// A State argument: the Rust `CoreState`, or a pydantic `clusterstate.models.State` (converted through its JSON).
-pub fn state_arg(obj: &Bound<'_, PyAny>) -> PyResult<State> {
-    if let Ok(state) = obj.cast::<PyState>() {
-        return Ok(state.get().inner.clone());
+/// JSON handed in from Python as `bytes`, `bytearray` or `str`, readable without the GIL: `bytes` and `str` are
+/// borrowed in place, a `bytearray` is copied.
+pub enum JsonArg {
+    Bytes(PyBackedBytes),
+    Text(PyBackedStr),
+}
+
+impl AsRef<[u8]> for JsonArg {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Self::Bytes(bytes) => bytes,
+            Self::Text(text) => text.as_bytes(),
+        }
     }
-    let json = obj
-        .call_method0(pyo3::intern!(obj.py(), "model_dump_json"))
-        .map_err(|_| {
-            invalid(
-                "state",
-                format!("expected a CoreState or a clusterstate.State, got {}", type_name(obj)),
-            )
-        })?;
-    let json = json
-        .cast::<PyString>()
-        .map_err(|_| invalid("state", "model_dump_json() did not return a str"))?;
-    codec::decode_state(json.to_str()?.as_bytes()).map_err(|err| decode_error(&err))
+}
+
+impl<'py> FromPyObject<'_, 'py> for JsonArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(bytes) = obj.cast::<PyBytes>() {
+            return Ok(Self::Bytes(PyBackedBytes::from(bytes.to_owned())));
+        }
+        if let Ok(text) = obj.cast::<PyString>() {
+            return Ok(Self::Text(PyBackedStr::try_from(text.to_owned())?));
+        }
+        if let Ok(array) = obj.cast::<PyByteArray>() {
+            return Ok(Self::Bytes(PyBackedBytes::from(array.to_owned())));
+        }
+        Err(PyTypeError::new_err("expected JSON as bytes, bytearray or str"))
+    }
 }
 
 /// An indexed-event argument: a pydantic `IndexedEvent`, or its JSON as `bytes`, `bytearray` or `str`.
-pub fn event_arg(obj: &Bound<'_, PyAny>) -> PyResult<IndexedEvent> {
-    if let Ok(bytes) = obj.cast::<PyBytes>() {
-        return codec::decode_indexed_event(bytes.as_bytes()).map_err(|err| decode_error(&err));
+pub fn event_arg(obj: &Bound<'_, PyAny>) -> PyCoreResult<IndexedEvent> {
+    match obj.extract::<JsonArg>() {
+        Ok(json) => Ok(codec::decode_indexed_event(json.as_ref())?),
+        Err(_) => Ok(depythonize(obj).map_err(|err| invalid("indexed event", err.to_string()))?),
     }
-    if let Ok(text) = obj.cast::<PyString>() {
-        return codec::decode_indexed_event(text.to_str()?.as_bytes()).map_err(|err| decode_error(&err));
+}
+
+/// A session argument: a `(master_node_id, election_clock)` pair or an object with those attributes.
+pub struct SessionArg(pub SessionId);
+
+impl<'py> FromPyObject<'_, 'py> for SessionArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
+        let pair: PyResult<(String, u64)> = if obj.is_instance_of::<PyTuple>() {
+            obj.extract()
+        } else {
+            (|| {
+                let node = obj.getattr(pyo3::intern!(py, "master_node_id"))?;
+                let clock = obj.getattr(pyo3::intern!(py, "election_clock"))?;
+                Ok((node.str()?.to_string(), clock.extract()?))
+            })()
+        };
+        let (node, clock) =
+            pair.map_err(|err| invalid("session", format!("expected (master_node_id, election_clock): {err}")))?;
+        Ok(Self(SessionId {
+            master_node_id: NodeId::from(node),
+            election_clock: clock,
+        }))
     }
-    if let Ok(array) = obj.cast::<PyByteArray>() {
-        return codec::decode_indexed_event(&array.to_vec()).map_err(|err| decode_error(&err));
-    }
-    depythonize(obj).map_err(|err| invalid("indexed event", err.to_string()))
+}
+
+/// A session as Python sees it: `(master_node_id, election_clock)`.
+pub fn session_tuple(session: &SessionId) -> (String, u64) {
+    (session.master_node_id.to_string(), session.election_clock)
 }
 
 /// A batch of byte strings, readable without the GIL: `bytes` are read in place (not copied), a `bytearray` is
@@ -62,7 +104,18 @@ pub fn batch_arg(batch: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<PyBackedB
     Ok(items)
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+/// Byte strings (envelopes, events) as a list of Python `bytes`.
+pub fn bytes_list<'py, T: AsRef<[u8]>>(py: Python<'py>, items: &[T]) -> Vec<Bound<'py, PyBytes>> {
+    items.iter().map(|bytes| PyBytes::new(py, bytes.as_ref())).collect()
+}
+
+/// A counters struct as the `dict` Python sees: `(name, value)` pairs, by name.
+pub fn counters_dict<K: Into<String>>(pairs: impl IntoIterator<Item = (K, u64)>) -> BTreeMap<String, u64> {
+    pairs.into_iter().map(|(name, value)| (name.into(), value)).collect()
+}
+
+/// The name of an object's type, for error messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map_or_else(|_| "an unknown object".to_owned(), |name| name.to_string())

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use clusterstate_core::json::payload::NUMBER_TOKEN;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+
+use crate::pyimports::{BASE_MODEL, TAGGED_MODEL};
 
 /// Why a Python object could not become the requested Rust value.
 #[derive(Debug)]
@@ -60,9 +61,6 @@ enum Kind {
     Other,
 }
 
-static BASE_MODEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static TAGGED_MODEL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
 thread_local! {
     /// Kinds by class. `isinstance` on a pydantic model goes through its ABC metaclass, which costs more than the
     /// rest of a small event's conversion; a class's kind never changes, so it is worked out once (per thread: no
@@ -84,9 +82,9 @@ fn kind_of(obj: &Bound<'_, PyAny>) -> Result<Kind> {
         return Ok(kind);
     }
     let py = obj.py();
-    let kind = if class.is_subclass(TAGGED_MODEL.import(py, "clusterstate.models._base", "TaggedModel")?)? {
+    let kind = if class.is_subclass(TAGGED_MODEL.get(py)?)? {
         Kind::Tagged(Arc::from(class.name()?.to_str()?))
-    } else if class.is_subclass(BASE_MODEL.import(py, "pydantic", "BaseModel")?)? {
+    } else if class.is_subclass(BASE_MODEL.get(py)?)? {
         Kind::Model
     } else {
         Kind::Other

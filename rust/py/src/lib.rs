@@ -3,13 +3,14 @@
 mod convert;
 mod depythonize;
 mod errors;
+mod liveness;
 mod log;
 mod master;
 mod node;
 mod outbox;
+mod pyimports;
 mod reducer;
 mod state;
-mod tracker;
 
 use pyo3::prelude::*;
 
@@ -21,6 +22,8 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
+    use crate::liveness::{PyNodeStaleness, PyStalenessTracker};
+    #[pymodule_export]
     use crate::log::{PyEventLog, PyLogIterator};
     #[pymodule_export]
     use crate::master::{PyCycleResult, PyIngestResult, PyMasterCore};
@@ -31,9 +34,7 @@ mod _core {
     #[pymodule_export]
     use crate::reducer::{apply, apply_many};
     #[pymodule_export]
-    use crate::state::PyState;
-    #[pymodule_export]
-    use crate::tracker::{PyNodeStaleness, PyStalenessTracker};
+    use crate::state::PyCoreState;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -4,21 +4,16 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use clusterstate_core::log::{Durability, EventLog, LogError, LogResult, Options, Recovery};
 use clusterstate_core::{codec, IndexedEvent, State};
 use pyo3::prelude::*;
-use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::convert::{event_arg, state_arg};
-use crate::errors::{invalid, log_error, LogClosedError};
-use crate::state::PyState;
-
-static GET_LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static DECODE_EVENT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+use crate::convert::{event_arg, JsonArg};
+use crate::errors::{invalid, LogClosedError, PyCoreError, PyCoreResult};
+use crate::pyimports::{DECODE_EVENT, GET_LOGGER};
+use crate::state::{state_arg, PyCoreState};
 
 /// Records read per chunk by `EventLog.iter`.
 const ITER_CHUNK: u64 = 1024;
@@ -52,7 +47,7 @@ impl PyEventLog {
                  snapshot, sync and close",
             );
         }
-        log_error(err)
+        PyCoreError::Log(err).into()
     }
 
     /// Run `f` on the open log with the GIL released.
@@ -74,16 +69,14 @@ impl PyEventLog {
     }
 
     /// Replay the log into `state` in Rust, with the GIL released (also `State.replay(log)`).
-    pub fn replay_into(&self, py: Python<'_>, state: State) -> PyResult<PyState> {
+    pub fn replay_into(&self, py: Python<'_>, state: State) -> PyResult<PyCoreState> {
         self.with_log(py, move |log| log.replay(&state))
-            .map(|inner| PyState { inner })
+            .map(|inner| PyCoreState { inner })
     }
 }
 
 fn warn(py: Python<'_>, message: String) -> PyResult<()> {
-    let logger = GET_LOGGER
-        .import(py, "logging", "getLogger")?
-        .call1(("clusterstate.log",))?;
+    let logger = GET_LOGGER.get(py)?.call1(("clusterstate.log",))?;
     logger.call_method1("warning", ("%s", message))?;
     Ok(())
 }
@@ -117,31 +110,13 @@ enum Pending {
     Event(Box<IndexedEvent>),
 }
 
-/// JSON handed in from Python, readable without the GIL: a `bytes` object is borrowed, not copied.
-enum JsonArg {
-    Bytes(PyBackedBytes),
-    Text(PyBackedStr),
-}
-
-impl AsRef<[u8]> for JsonArg {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Self::Bytes(bytes) => bytes,
-            Self::Text(text) => text.as_bytes(),
-        }
-    }
-}
-
 impl Pending {
     /// Own the argument: keep JSON (decoded later, without the GIL), convert a pydantic model now.
-    fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
-            return Ok(Self::Json(JsonArg::Bytes(obj.extract()?)));
+    fn from_py(obj: &Bound<'_, PyAny>) -> PyCoreResult<Self> {
+        if let Ok(json) = obj.extract::<JsonArg>() {
+            return Ok(Self::Json(json));
         }
-        if let Ok(text) = obj.cast::<PyString>() {
-            return Ok(Self::Json(JsonArg::Text(text.extract()?)));
-        }
-        event_arg(obj).map(|event| Self::Event(Box::new(event)))
+        Ok(Self::Event(Box::new(event_arg(obj)?)))
     }
 }
 
@@ -168,7 +143,7 @@ fn events_arg(events: &Bound<'_, PyAny>) -> PyResult<Vec<Pending>> {
         let event = Pending::from_py(&item?).map_err(|err| {
             invalid(
                 "indexed event",
-                format!("event {position} of the batch: {}", err.value(events.py())),
+                format!("event {position} of the batch: {}", PyErr::from(err).value(events.py())),
             )
         })?;
         converted.push(event);
@@ -203,36 +178,11 @@ impl PyEventLog {
         repair: bool,
         keep_snapshots: usize,
         read_only: bool,
-    ) -> PyResult<Self> {
-        let (policy, name) = match durability {
-            "fsync" => (Durability::EveryAppend, "fsync"),
-            "group" => {
-                if !(group_ms.is_finite() && group_ms >= 0.0) || group_records == 0 {
-                    return Err(log_error(LogError::Invalid(
-                        "group commit needs group_records >= 1 and group_ms >= 0".to_owned(),
-                    )));
-                }
-                let interval = Duration::from_secs_f64(group_ms / 1000.0);
-                (
-                    Durability::Group {
-                        records: group_records,
-                        interval,
-                    },
-                    "group",
-                )
-            }
-            "none" => (Durability::None, "none"),
-            other => {
-                return Err(log_error(LogError::Invalid(format!(
-                    "durability must be 'fsync', 'group' or 'none', not {other:?}"
-                ))))
-            }
+    ) -> PyCoreResult<Self> {
+        let policy = match durability.parse()? {
+            Durability::Group { .. } => Durability::group(group_records, group_ms)?,
+            other => other,
         };
-        if segment_bytes < 4096 || index_every == 0 {
-            return Err(log_error(LogError::Invalid(
-                "segment_bytes must be >= 4096 and index_every >= 1".to_owned(),
-            )));
-        }
         let options = Options {
             durability: policy,
             create,
@@ -245,9 +195,7 @@ impl PyEventLog {
             ..Options::default()
         };
         let open_path = path.clone();
-        let log = py
-            .detach(move || EventLog::open(&open_path, options))
-            .map_err(log_error)?;
+        let log = py.detach(move || EventLog::open(&open_path, options))?;
         for cut in &log.recovery().cuts {
             let kind = if cut.torn { "torn tail" } else { "damage (repair mode)" };
             let (done, kept) = match &cut.saved_to {
@@ -279,7 +227,7 @@ impl PyEventLog {
         Ok(Self {
             inner: Mutex::new(Some(log)),
             path,
-            durability: name,
+            durability: policy.name(),
             loaded_snapshot: Mutex::new(None),
             handed_over: AtomicBool::new(false),
         })
@@ -412,10 +360,10 @@ impl PyEventLog {
     }
 
     /// Sync and release the directory; further calls raise `LogClosedError`. Closing twice is a no-op.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
+    fn close(&self, py: Python<'_>) -> PyCoreResult<()> {
         let log = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
         match log {
-            Some(log) => py.detach(move || log.close()).map_err(log_error),
+            Some(log) => Ok(py.detach(move || log.close())?),
             None => Ok(()),
         }
     }
@@ -425,13 +373,13 @@ impl PyEventLog {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyCoreResult<()> {
         self.close(py)
     }
 
     /// The events `[start, end)` as pydantic `IndexedEvent`s (`end` is clamped to the log's end).
     fn read_range(&self, py: Python<'_>, start: u64, end: u64) -> PyResult<Vec<Py<PyAny>>> {
-        let decode = DECODE_EVENT.import(py, "clusterstate.codec", "decode_indexed_event")?;
+        let decode = DECODE_EVENT.get(py)?;
         let raw = self.with_log(py, move |log| log.read_raw(start, end))?;
         raw.into_iter()
             .map(|(_, payload)| Ok(decode.call1((PyBytes::new(py, &payload),))?.unbind()))
@@ -456,23 +404,23 @@ impl PyEventLog {
 
     /// Fold the records after `state.last_event_applied_idx` into `state` (default: the empty State), in Rust.
     #[pyo3(signature = (state = None))]
-    fn replay(&self, py: Python<'_>, state: Option<&Bound<'_, PyAny>>) -> PyResult<PyState> {
+    fn replay(&self, py: Python<'_>, state: Option<&Bound<'_, PyAny>>) -> PyCoreResult<PyCoreState> {
         let state = match state {
             Some(state) => state_arg(state)?,
             None => State::default(),
         };
-        self.replay_into(py, state)
+        Ok(self.replay_into(py, state)?)
     }
 
     /// Write `state` as a snapshot at its `last_event_applied_idx` (atomically); returns that idx.
     #[pyo3(signature = (state, /))]
-    fn snapshot(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<u64> {
+    fn snapshot(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyCoreResult<u64> {
         let state = state_arg(state)?;
-        self.with_log(py, move |log| log.snapshot(&state))
+        Ok(self.with_log(py, move |log| log.snapshot(&state))?)
     }
 
     /// The State after the last record: the newest valid snapshot plus a replay of the tail.
-    fn load_state(&self, py: Python<'_>) -> PyResult<PyState> {
+    fn load_state(&self, py: Python<'_>) -> PyResult<PyCoreState> {
         let loaded = self.with_log(py, EventLog::load_state)?;
         for (path, reason) in &loaded.skipped {
             warn(
@@ -485,7 +433,7 @@ impl PyEventLog {
             )?;
         }
         *self.loaded_snapshot.lock().unwrap_or_else(PoisonError::into_inner) = loaded.snapshot;
-        Ok(PyState { inner: loaded.state })
+        Ok(PyCoreState { inner: loaded.state })
     }
 
     fn __repr__(&self) -> String {
@@ -536,7 +484,7 @@ impl PyLogIterator {
         if self.raw {
             return Ok(Some(bytes.into_any().unbind()));
         }
-        let decode = DECODE_EVENT.import(py, "clusterstate.codec", "decode_indexed_event")?;
+        let decode = DECODE_EVENT.get(py)?;
         Ok(Some(decode.call1((bytes,))?.unbind()))
     }
 }

@@ -3,44 +3,27 @@
 
 use std::collections::BTreeMap;
 
-use clusterstate_core::events::SessionId;
-use clusterstate_core::liveness::{StalenessTracker, DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
+use clusterstate_core::liveness::{DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
+use clusterstate_core::log::LogError;
 use clusterstate_core::master::{
-    CycleResult, IngestResult, LogFailure, MasterCore, MasterError, MasterOptions, RejectReason, DEFAULT_DEDUP_WINDOW,
+    CycleResult, IngestResult, LogFailure, MasterCore, MasterOptions, DEFAULT_DEDUP_WINDOW,
 };
 use clusterstate_core::resequence::DEFAULT_CAPACITY;
-use clusterstate_core::NodeId;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList};
 
-use crate::convert::batch_arg;
-use crate::errors::{invalid, log_error, LogUsageError};
+use crate::convert::{batch_arg, bytes_list, counters_dict, session_tuple, SessionArg};
+use crate::errors::{PyCoreError, PyCoreResult};
+use crate::liveness::PyNodeStaleness;
 use crate::log::PyEventLog;
-use crate::state::PyState;
-use crate::tracker::PyNodeStaleness;
-
-pyo3::import_exception!(clusterstate.errors, NoLogError);
-pyo3::import_exception!(clusterstate.errors, SnapshotRequiredError);
-pyo3::import_exception!(clusterstate.errors, IndexAheadError);
-
-/// A master error as its `clusterstate.errors` exception.
-fn master_error(err: MasterError) -> PyErr {
-    match err {
-        MasterError::NoLog => NoLogError::new_err(err.to_string()),
-        MasterError::Log(err) => log_error(err),
-        MasterError::Tracker(_) | MasterError::InvalidOptions(_) => PyValueError::new_err(err.to_string()),
-        MasterError::IndexMismatch { .. } => LogUsageError::new_err(err.to_string()),
-        MasterError::BeforeLog { idx, first_index } => SnapshotRequiredError::new_err((idx, first_index)),
-        MasterError::AheadOfLog { idx, next_index } => IndexAheadError::new_err((idx, next_index)),
-    }
-}
+use crate::state::PyCoreState;
 
 /// The log error of a call the log cut short, with what the call did before as its `result` attribute.
-fn failure_error<T>(py: Python<'_>, error: PyErr, done: T) -> PyErr
+fn failure_error<T>(py: Python<'_>, error: LogError, done: T) -> PyErr
 where
     T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>,
 {
+    let error = PyErr::from(PyCoreError::Log(error));
     if let Ok(result) = Bound::new(py, done) {
         // Best effort: an exception instance always takes attributes.
         let _ = error.value(py).setattr("result", result);
@@ -48,8 +31,9 @@ where
     error
 }
 
-fn bytes_list(py: Python<'_>, items: &[Vec<u8>]) -> Vec<Py<PyBytes>> {
-    items.iter().map(|bytes| PyBytes::new(py, bytes).unbind()).collect()
+/// Byte strings kept in a result object, handed out as `bytes` without a copy.
+fn kept_bytes(py: Python<'_>, items: &[Vec<u8>]) -> Vec<Py<PyBytes>> {
+    bytes_list(py, items).into_iter().map(Bound::unbind).collect()
 }
 
 /// What one `MasterCore.ingest` call did: the events to broadcast, the acknowledgements, the refusals.
@@ -88,7 +72,7 @@ impl PyIngestResult {
 impl PyIngestResult {
     fn new(py: Python<'_>, outcome: IngestResult) -> Self {
         Self {
-            broadcast: bytes_list(py, &outcome.broadcast),
+            broadcast: kept_bytes(py, &outcome.broadcast),
             acknowledged: outcome
                 .acknowledged
                 .into_iter()
@@ -132,7 +116,7 @@ impl PyCycleResult {
 impl PyCycleResult {
     fn new(py: Python<'_>, outcome: CycleResult) -> Self {
         Self {
-            broadcast: bytes_list(py, &outcome.broadcast),
+            broadcast: kept_bytes(py, &outcome.broadcast),
             decisions: outcome.decisions.into_iter().map(PyNodeStaleness::from).collect(),
         }
     }
@@ -148,26 +132,6 @@ pub struct PyMasterCore {
     inner: MasterCore,
 }
 
-/// A session argument: a `(master_node_id, election_clock)` pair or an object with those attributes.
-pub fn session_arg(obj: &Bound<'_, PyAny>) -> PyResult<SessionId> {
-    let py = obj.py();
-    let pair: PyResult<(String, u64)> = if obj.is_instance_of::<PyTuple>() {
-        obj.extract()
-    } else {
-        (|| {
-            let node = obj.getattr(pyo3::intern!(py, "master_node_id"))?;
-            let clock = obj.getattr(pyo3::intern!(py, "election_clock"))?;
-            Ok((node.str()?.to_string(), clock.extract()?))
-        })()
-    };
-    let (node, clock) =
-        pair.map_err(|err| invalid("session", format!("expected (master_node_id, election_clock): {err}")))?;
-    Ok(SessionId {
-        master_node_id: NodeId::from(node),
-        election_clock: clock,
-    })
-}
-
 #[pymethods]
 impl PyMasterCore {
     #[new]
@@ -177,25 +141,22 @@ impl PyMasterCore {
     ))]
     fn new(
         py: Python<'_>,
-        session: &Bound<'_, PyAny>,
+        session: SessionArg,
         capacity: usize,
         log: Option<&Bound<'_, PyEventLog>>,
         period_s: f64,
         threshold: u32,
         dedup_window: usize,
-    ) -> PyResult<Self> {
-        if capacity == 0 {
-            return Err(PyValueError::new_err("capacity must be at least 1"));
-        }
-        let session = session_arg(session)?;
-        // Checked before the log is taken over, so that a bad setting leaves the EventLog usable.
-        StalenessTracker::new(period_s, threshold).map_err(|err| PyValueError::new_err(err.to_string()))?;
+    ) -> PyCoreResult<Self> {
+        let SessionArg(session) = session;
         let options = MasterOptions {
             capacity,
             period_s,
             threshold,
             dedup_window,
         };
+        // Checked before the log is taken over, so that a bad setting leaves the EventLog usable.
+        options.validate()?;
         let inner = match log {
             None => MasterCore::with_options(session, options),
             Some(log) => {
@@ -203,9 +164,7 @@ impl PyMasterCore {
                 py.detach(move || MasterCore::open(session, log, options))
             }
         };
-        Ok(Self {
-            inner: inner.map_err(master_error)?,
-        })
+        Ok(Self { inner: inner? })
     }
 
     /// Ingest a batch of local-event envelopes (JSON bytes); one call, the work done without the GIL. If the log
@@ -217,7 +176,7 @@ impl PyMasterCore {
             Ok(outcome) => Ok(PyIngestResult::new(py, outcome)),
             Err(failure) => {
                 let LogFailure { error, done } = *failure;
-                Err(failure_error(py, log_error(error), PyIngestResult::new(py, done)))
+                Err(failure_error(py, error, PyIngestResult::new(py, done)))
             }
         }
     }
@@ -230,7 +189,7 @@ impl PyMasterCore {
             Ok(outcome) => Ok(PyCycleResult::new(py, outcome)),
             Err(failure) => {
                 let LogFailure { error, done } = *failure;
-                Err(failure_error(py, log_error(error), PyCycleResult::new(py, done)))
+                Err(failure_error(py, error, PyCycleResult::new(py, done)))
             }
         }
     }
@@ -238,29 +197,29 @@ impl PyMasterCore {
     /// Up to `limit` (at most 10 000) events from global index `idx` on, as `IndexedEvent` JSON bytes read from
     /// the log: a catch-up page.
     #[pyo3(signature = (idx, limit = 1000))]
-    fn events_since<'py>(&mut self, py: Python<'py>, idx: u64, limit: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn events_since<'py>(&mut self, py: Python<'py>, idx: u64, limit: usize) -> PyCoreResult<Vec<Bound<'py, PyBytes>>> {
         let inner = &mut self.inner;
-        let page = py.detach(|| inner.events_since(idx, limit)).map_err(master_error)?;
-        Ok(page.iter().map(|bytes| PyBytes::new(py, bytes)).collect())
+        let page = py.detach(|| inner.events_since(idx, limit))?;
+        Ok(bytes_list(py, &page))
     }
 
     /// Write the State as a snapshot into the log; returns its index.
-    fn snapshot(&mut self, py: Python<'_>) -> PyResult<u64> {
+    fn snapshot(&mut self, py: Python<'_>) -> PyCoreResult<u64> {
         let inner = &mut self.inner;
-        py.detach(|| inner.snapshot()).map_err(master_error)
+        Ok(py.detach(|| inner.snapshot())?)
     }
 
     /// Force every appended record to disk.
-    fn sync(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn sync(&mut self, py: Python<'_>) -> PyCoreResult<()> {
         let inner = &mut self.inner;
-        py.detach(|| inner.sync()).map_err(master_error)
+        Ok(py.detach(|| inner.sync())?)
     }
 
     /// Sync and close the log (releasing its directory); afterwards `ingest` and `plan_cycle` raise
     /// `LogClosedError`. A no-op without a log.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn close(&mut self, py: Python<'_>) -> PyCoreResult<()> {
         let inner = &mut self.inner;
-        py.detach(|| inner.close()).map_err(master_error)
+        Ok(py.detach(|| inner.close())?)
     }
 
     /// Whether the master has an open event log.
@@ -277,8 +236,8 @@ impl PyMasterCore {
 
     /// The State after every applied event (the Rust `State`, shared, not copied).
     #[getter]
-    fn state(&self) -> PyState {
-        PyState {
+    fn state(&self) -> PyCoreState {
+        PyCoreState {
             inner: self.inner.state().clone(),
         }
     }
@@ -287,30 +246,13 @@ impl PyMasterCore {
     /// `disconnects`, `replayed_duplicates`, `unlogged`, `rejected` and `rejected_<reason>` for every reason.
     #[getter]
     fn counters(&self) -> BTreeMap<String, u64> {
-        let counters = self.inner.counters();
-        let mut out = BTreeMap::from([
-            ("ingested".to_owned(), counters.ingested),
-            ("applied".to_owned(), counters.applied),
-            ("duplicates".to_owned(), counters.duplicates),
-            ("other_session".to_owned(), counters.other_session),
-            ("buffered".to_owned(), counters.buffered),
-            ("appended".to_owned(), counters.appended),
-            ("disconnects".to_owned(), counters.disconnects),
-            ("replayed_duplicates".to_owned(), counters.replayed_duplicates),
-            ("unlogged".to_owned(), counters.unlogged),
-            ("rejected".to_owned(), counters.rejected_total()),
-        ]);
-        for reason in RejectReason::ALL {
-            out.insert(format!("rejected_{reason}"), counters.rejected(reason));
-        }
-        out
+        counters_dict(self.inner.counters().iter())
     }
 
     /// `(master_node_id, election_clock)` of the session this master serves.
     #[getter]
     fn session(&self) -> (String, u64) {
-        let session = self.inner.session();
-        (session.master_node_id.to_string(), session.election_clock)
+        session_tuple(self.inner.session())
     }
 
     /// The global index the next applied event gets.

@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use clusterstate_core::node::{NodeCore, ReceiveResult, RejectReason};
+use clusterstate_core::node::{NodeCore, ReceiveResult};
 use clusterstate_core::resequence::DEFAULT_CAPACITY;
 use clusterstate_core::State;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::convert::{batch_arg, state_arg};
-use crate::state::PyState;
+use crate::convert::{batch_arg, counters_dict};
+use crate::errors::{invalid_option, PyCoreResult};
+use crate::state::{state_arg, PyCoreState};
 
 /// What one `NodeCore.receive` call did: how many events it applied, where the node is missing events, refusals.
 #[pyclass(frozen, name = "ReceiveResult", module = "clusterstate._core")]
@@ -57,9 +57,9 @@ pub struct PyNodeCore {
 impl PyNodeCore {
     #[new]
     #[pyo3(signature = (state = None, *, capacity = DEFAULT_CAPACITY))]
-    fn new(state: Option<&Bound<'_, PyAny>>, capacity: usize) -> PyResult<Self> {
+    fn new(state: Option<&Bound<'_, PyAny>>, capacity: usize) -> PyCoreResult<Self> {
         if capacity == 0 {
-            return Err(PyValueError::new_err("capacity must be at least 1"));
+            return Err(invalid_option("capacity must be at least 1").into());
         }
         let state = state.map(state_arg).transpose()?.unwrap_or_default();
         Ok(Self {
@@ -75,7 +75,7 @@ impl PyNodeCore {
     }
 
     /// Adopt a snapshot State if it is ahead of the node's; returns whether it was adopted.
-    fn join(&mut self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn join(&mut self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyCoreResult<bool> {
         let state: State = state_arg(state)?;
         let inner = &mut self.inner;
         Ok(py.detach(|| inner.join(state)))
@@ -88,8 +88,8 @@ impl PyNodeCore {
 
     /// The State after every applied event (the Rust `State`, shared, not copied).
     #[getter]
-    fn state(&self) -> PyState {
-        PyState {
+    fn state(&self) -> PyCoreState {
+        PyCoreState {
             inner: self.inner.state().clone(),
         }
     }
@@ -116,23 +116,7 @@ impl PyNodeCore {
     /// `rejected_<reason>`, `gaps`, `joins`, `joins_ignored`, `buffered`.
     #[getter]
     fn counters(&self) -> BTreeMap<String, u64> {
-        let counters = self.inner.counters();
-        let mut out = BTreeMap::from([
-            ("received".to_owned(), counters.received),
-            ("applied".to_owned(), counters.applied),
-            ("duplicates".to_owned(), counters.duplicates),
-            ("conflicts".to_owned(), counters.conflicts),
-            ("dropped_ahead".to_owned(), counters.dropped_ahead),
-            ("rejected".to_owned(), counters.rejected_total()),
-            ("gaps".to_owned(), counters.gaps),
-            ("joins".to_owned(), counters.joins),
-            ("joins_ignored".to_owned(), counters.joins_ignored),
-            ("buffered".to_owned(), counters.buffered),
-        ]);
-        for reason in RejectReason::ALL {
-            out.insert(format!("rejected_{reason}"), counters.rejected(reason));
-        }
-        out
+        counters_dict(self.inner.counters().iter())
     }
 
     fn __repr__(&self) -> String {

@@ -5,24 +5,15 @@ use std::sync::Arc;
 
 use clusterstate_core::envelope::{new_producer_id, Gap, ProducerId};
 use clusterstate_core::events::Event;
-use clusterstate_core::producer::{OutboxError, OutboxOptions, ProducerOutbox};
+use clusterstate_core::producer::{OutboxOptions, ProducerOutbox};
 use clusterstate_core::NodeId;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyInt, PyTuple};
 
+use crate::convert::{bytes_list, counters_dict, session_tuple, JsonArg, SessionArg};
 use crate::depythonize::depythonize;
-use crate::errors::{decode_error, invalid, OutboxFullError};
-use crate::master::session_arg;
-
-/// An outbox refusal as the Python exception of its kind.
-fn outbox_error(err: OutboxError) -> PyErr {
-    match err {
-        OutboxError::Full { capacity } => OutboxFullError::new_err((capacity,)),
-        OutboxError::Decode(err) => decode_error(&err),
-        other => PyValueError::new_err(other.to_string()),
-    }
-}
+use crate::errors::{invalid, PyCoreResult};
 
 /// The sequence numbers among `acks` (ints, or `(producer, origin_idx)` pairs of which only `producer`'s count),
 /// all converted before any is applied, so a bad item changes nothing.
@@ -81,10 +72,6 @@ fn gaps_arg(missing: &Bound<'_, PyAny>, producer: &ProducerId) -> PyResult<Vec<G
     Ok(gaps)
 }
 
-fn bytes_list<'py>(py: Python<'py>, envelopes: &[Vec<u8>]) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, envelopes.iter().map(|bytes| PyBytes::new(py, bytes)))
-}
-
 /// One producer instance's sequencer and outbox: numbers local events, keeps them until the master acknowledges
 /// them, resends what is due (docs/master.md, "The producer side").
 #[pyclass(name = "ProducerOutbox", module = "clusterstate._core")]
@@ -100,30 +87,24 @@ impl PyProducerOutbox {
         node_id,
         session,
         *,
-        resend_after = OutboxOptions::default().resend_after_s,
-        max_resend_after = OutboxOptions::default().max_resend_after_s,
+        resend_after_s = OutboxOptions::default().resend_after_s,
+        max_resend_after_s = OutboxOptions::default().max_resend_after_s,
         capacity = OutboxOptions::default().capacity,
     ))]
     fn new(
         producer_id: &str,
         node_id: &str,
-        session: &Bound<'_, PyAny>,
-        resend_after: f64,
-        max_resend_after: f64,
+        session: SessionArg,
+        resend_after_s: f64,
+        max_resend_after_s: f64,
         capacity: usize,
-    ) -> PyResult<Self> {
+    ) -> PyCoreResult<Self> {
         let options = OutboxOptions {
-            resend_after_s: resend_after,
-            max_resend_after_s: max_resend_after,
+            resend_after_s,
+            max_resend_after_s,
             capacity,
         };
-        let inner = ProducerOutbox::new(
-            Arc::from(producer_id),
-            NodeId::from(node_id),
-            session_arg(session)?,
-            options,
-        )
-        .map_err(outbox_error)?;
+        let inner = ProducerOutbox::new(Arc::from(producer_id), NodeId::from(node_id), session.0, options)?;
         Ok(Self { inner })
     }
 
@@ -133,34 +114,32 @@ impl PyProducerOutbox {
         new_producer_id(node_id).to_string()
     }
 
-    /// Number `event` (a pydantic `Event` model, or its JSON as bytes), keep its envelope until acknowledged and
+    /// Number `event` (a pydantic `Event` model, or its JSON as `bytes`, `bytearray` or `str`), keep its envelope until acknowledged and
     /// return the envelope bytes to send now.
     #[pyo3(signature = (event, *, now))]
-    fn push<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>, now: f64) -> PyResult<Bound<'py, PyBytes>> {
-        let pushed = if let Ok(bytes) = event.cast::<PyBytes>() {
-            self.inner.push_bytes(bytes.as_bytes(), now)
-        } else if let Ok(array) = event.cast::<PyByteArray>() {
-            self.inner.push_bytes(&array.to_vec(), now)
+    fn push<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>, now: f64) -> PyCoreResult<Bound<'py, PyBytes>> {
+        let pushed = if let Ok(json) = event.extract::<JsonArg>() {
+            self.inner.push_bytes(json.as_ref(), now)?
         } else {
             let event: Event = depythonize(event).map_err(|err| invalid("event", err.to_string()))?;
-            self.inner.push(event, now)
+            self.inner.push(event, now)?
         };
-        pushed.map(|bytes| PyBytes::new(py, &bytes)).map_err(outbox_error)
+        Ok(PyBytes::new(py, &pushed))
     }
 
     /// Take the master's acknowledgements: sequence numbers, or `(producer, origin_idx)` pairs (only this
     /// producer's count). With `session`, only if it is still this outbox's session. How many envelopes it removed.
     #[pyo3(signature = (acks, *, session = None))]
-    fn acknowledge(&mut self, acks: &Bound<'_, PyAny>, session: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    fn acknowledge(&mut self, acks: &Bound<'_, PyAny>, session: Option<SessionArg>) -> PyResult<usize> {
         let seqs = acks_arg(acks, self.inner.producer())?;
         Ok(match session {
-            Some(session) => self.inner.acknowledge_from(&session_arg(session)?, seqs),
+            Some(SessionArg(session)) => self.inner.acknowledge_from(&session, seqs),
             None => self.inner.acknowledge(seqs),
         })
     }
 
     /// The envelopes whose resend is due at `now`, lowest sequence number first (each one's interval doubles).
-    fn due<'py>(&mut self, py: Python<'py>, now: f64) -> PyResult<Bound<'py, PyList>> {
+    fn due<'py>(&mut self, py: Python<'py>, now: f64) -> Vec<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
         let envelopes = py.detach(|| inner.due(now));
         bytes_list(py, &envelopes)
@@ -175,21 +154,20 @@ impl PyProducerOutbox {
         py: Python<'py>,
         missing: &Bound<'py, PyAny>,
         now: f64,
-        session: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyList>> {
+        session: Option<SessionArg>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let gaps = gaps_arg(missing, self.inner.producer())?;
         let envelopes = match session {
-            Some(session) => self.inner.resend_missing_from(&session_arg(session)?, &gaps, now),
+            Some(SessionArg(session)) => self.inner.resend_missing_from(&session, &gaps, now),
             None => self.inner.resend_missing(&gaps, now),
         };
-        bytes_list(py, &envelopes)
+        Ok(bytes_list(py, &envelopes))
     }
 
     /// Address the master of a new `session`: the pending envelopes renumbered from 0, all to send now.
-    fn retarget<'py>(&mut self, py: Python<'py>, session: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
-        let session = session_arg(session)?;
+    fn retarget<'py>(&mut self, py: Python<'py>, session: SessionArg) -> Vec<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
-        let envelopes = py.detach(|| inner.retarget(session));
+        let envelopes = py.detach(|| inner.retarget(session.0));
         bytes_list(py, &envelopes)
     }
 
@@ -208,8 +186,7 @@ impl PyProducerOutbox {
     /// `(master_node_id, election_clock)` of the session addressed.
     #[getter]
     fn session(&self) -> (String, u64) {
-        let session = self.inner.session();
-        (session.master_node_id.to_string(), session.election_clock)
+        session_tuple(self.inner.session())
     }
 
     /// The sequence number the next pushed event gets.
@@ -226,20 +203,8 @@ impl PyProducerOutbox {
 
     /// The running totals and the `pending` gauge.
     #[getter]
-    fn counters(&self) -> BTreeMap<&'static str, u64> {
-        let counters = self.inner.counters();
-        BTreeMap::from([
-            ("pushed", counters.pushed),
-            ("sent", counters.sent),
-            ("resent", counters.resent),
-            ("resent_missing", counters.resent_missing),
-            ("retargeted", counters.retargeted),
-            ("dropped_on_retarget", counters.dropped_on_retarget),
-            ("acknowledged", counters.acknowledged),
-            ("ignored_acks", counters.ignored_acks),
-            ("refused_full", counters.refused_full),
-            ("pending", counters.pending),
-        ])
+    fn counters(&self) -> BTreeMap<String, u64> {
+        counters_dict(self.inner.counters().iter())
     }
 
     fn __repr__(&self) -> String {

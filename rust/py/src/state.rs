@@ -3,67 +3,77 @@
 use clusterstate_core::json::{self, Case};
 use clusterstate_core::{codec, State};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyString};
 use serde::Serialize;
 
-use crate::convert::state_arg;
-use crate::errors::{decode_error, invalid};
-
-static FIELD_VALUE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static DECODE_STATE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static PYDANTIC_STATE: PyOnceLock<Py<pyo3::types::PyType>> = PyOnceLock::new();
+use crate::convert::{type_name, JsonArg};
+use crate::errors::{invalid, PyCoreResult};
+use crate::pyimports::{DECODE_STATE, FIELD_VALUE, JSON_LOADS, PYDANTIC_STATE};
 
 /// The cluster State held by the Rust core: immutable, structurally shared between versions.
 #[pyclass(frozen, name = "CoreState", module = "clusterstate._core")]
-pub struct PyState {
+pub struct PyCoreState {
     pub inner: State,
+}
+
+/// A State argument: the Rust `CoreState`, or a pydantic `clusterstate.models.State` (converted through its JSON).
+pub fn state_arg(obj: &Bound<'_, PyAny>) -> PyCoreResult<State> {
+    if let Ok(state) = obj.cast::<PyCoreState>() {
+        return Ok(state.get().inner.clone());
+    }
+    let json = obj
+        .call_method0(pyo3::intern!(obj.py(), "model_dump_json"))
+        .map_err(|_| {
+            invalid(
+                "state",
+                format!("expected a CoreState or a clusterstate.State, got {}", type_name(obj)),
+            )
+        })?;
+    let json = json
+        .cast::<PyString>()
+        .map_err(|_| invalid("state", "model_dump_json() did not return a str"))?;
+    Ok(codec::decode_state(json.to_str()?.as_bytes())?)
 }
 
 /// One State field as the pydantic State holds it (typed models in plain dicts and lists).
 fn field<T: Serialize + ?Sized>(py: Python<'_>, name: &str, value: &T) -> PyResult<Py<PyAny>> {
-    let field_value = FIELD_VALUE.import(py, "clusterstate._fields", "field_value")?;
+    let field_value = FIELD_VALUE.get(py)?;
     let json = PyBytes::new(py, &codec::encode(value, Case::Snake));
     Ok(field_value.call1((name, json))?.unbind())
 }
 
 #[pymethods]
-impl PyState {
+impl PyCoreState {
     /// An empty State (`last_event_applied_idx == -1`).
     #[new]
     fn new() -> Self {
-        PyState {
+        PyCoreState {
             inner: State::default(),
         }
     }
 
     /// The Rust State of a pydantic `clusterstate.models.State` (or a copy of a Rust State).
     #[staticmethod]
-    fn from_pydantic(state: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyState {
+    fn from_pydantic(state: &Bound<'_, PyAny>) -> PyCoreResult<Self> {
+        Ok(PyCoreState {
             inner: state_arg(state)?,
         })
     }
 
     /// Decode a State from its JSON (`bytes`, `bytearray` or `str`, either key spelling).
     #[staticmethod]
-    fn from_json(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let decoded = if let Ok(bytes) = data.cast::<PyBytes>() {
-            codec::decode_state(bytes.as_bytes())
-        } else if let Ok(text) = data.cast::<PyString>() {
-            codec::decode_state(text.to_str()?.as_bytes())
-        } else if let Ok(array) = data.cast::<PyByteArray>() {
-            codec::decode_state(&array.to_vec())
-        } else {
-            return Err(invalid("state", "expected JSON as bytes, bytearray or str"));
-        };
-        decoded.map(|inner| PyState { inner }).map_err(|err| decode_error(&err))
+    fn from_json(data: &Bound<'_, PyAny>) -> PyCoreResult<Self> {
+        let json: JsonArg = data
+            .extract()
+            .map_err(|_| invalid("state", "expected JSON as bytes, bytearray or str"))?;
+        Ok(PyCoreState {
+            inner: codec::decode_state(json.as_ref())?,
+        })
     }
 
     /// The equal pydantic `clusterstate.models.State`.
     fn to_pydantic(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let decode = DECODE_STATE.import(py, "clusterstate.codec", "decode_state")?;
+        let decode = DECODE_STATE.get(py)?;
         let json = PyBytes::new(py, &codec::encode(&self.inner, Case::Snake));
         Ok(decode.call1((json,))?.unbind())
     }
@@ -78,7 +88,7 @@ impl PyState {
     /// The State as plain JSON-compatible Python data (what `model_dump(mode="json")` gives).
     #[pyo3(signature = (*, by_alias = false))]
     fn model_dump(&self, py: Python<'_>, by_alias: bool) -> PyResult<Py<PyAny>> {
-        let loads = JSON_LOADS.import(py, "json", "loads")?;
+        let loads = JSON_LOADS.get(py)?;
         Ok(loads.call1((self.model_dump_json(by_alias),))?.unbind())
     }
 
@@ -164,7 +174,7 @@ impl PyState {
 
     /// This State with the records of `log` after `last_event_applied_idx` folded in, in Rust (GIL released).
     #[pyo3(signature = (log, /))]
-    fn replay(&self, py: Python<'_>, log: &Bound<'_, crate::log::PyEventLog>) -> PyResult<PyState> {
+    fn replay(&self, py: Python<'_>, log: &Bound<'_, crate::log::PyEventLog>) -> PyResult<PyCoreState> {
         log.get().replay_into(py, self.inner.clone())
     }
 
@@ -178,17 +188,16 @@ impl PyState {
     }
 
     /// Equal to a Rust or pydantic State with the same content.
-    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        if let Ok(other) = other.cast::<PyState>() {
-            return Ok(pyo3::types::PyBool::new(py, self.inner == other.get().inner)
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyCoreResult<Py<PyAny>> {
+        if let Ok(other) = other.cast::<PyCoreState>() {
+            return Ok(PyBool::new(py, self.inner == other.get().inner)
                 .to_owned()
                 .into_any()
                 .unbind());
         }
-        let pydantic_state = PYDANTIC_STATE.import(py, "clusterstate.models", "State")?;
-        if other.is_instance(pydantic_state)? {
+        if other.is_instance(PYDANTIC_STATE.get(py)?)? {
             let equal = self.inner == state_arg(other)?;
-            return Ok(pyo3::types::PyBool::new(py, equal).to_owned().into_any().unbind());
+            return Ok(PyBool::new(py, equal).to_owned().into_any().unbind());
         }
         Ok(py.NotImplemented())
     }

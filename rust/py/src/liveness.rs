@@ -1,14 +1,11 @@
 //! `clusterstate._core.StalenessTracker`: the event-index liveness tracker (core `liveness` module) for Python.
 
 use clusterstate_core::liveness::{CycleKind, NodeStaleness, StalenessTracker};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 
-use crate::convert::state_arg;
-use crate::state::PyState;
-
-static NODE_DISCONNECTED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+use crate::errors::PyCoreResult;
+use crate::pyimports::NODE_DISCONNECTED;
+use crate::state::{state_arg, PyCoreState};
 
 /// A node's staleness: a decision of `StalenessTracker.cycle` (the evidence of a `NodeDisconnected`), or an entry of
 /// `StalenessTracker.status()`.
@@ -55,7 +52,7 @@ impl PyNodeStaleness {
     /// The `NodeDisconnected` event carrying this evidence (a fresh `event_id` unless one is given).
     #[pyo3(signature = (*, event_id = None))]
     fn to_event(&self, py: Python<'_>, event_id: Option<String>) -> PyResult<Py<PyAny>> {
-        let class = NODE_DISCONNECTED.import(py, "clusterstate.models", "NodeDisconnected")?;
+        let class = NODE_DISCONNECTED.get(py)?;
         let kwargs = pyo3::types::PyDict::new(py);
         kwargs.set_item("node_id", &self.node_id)?;
         kwargs.set_item("last_index", self.last_index)?;
@@ -89,10 +86,10 @@ impl PyStalenessTracker {
     // runtime signature shows them.
     #[new]
     #[pyo3(signature = (period_s = 10.0, threshold = 3))]
-    fn new(period_s: f64, threshold: u32) -> PyResult<Self> {
-        StalenessTracker::new(period_s, threshold)
-            .map(|inner| Self { inner })
-            .map_err(|err| PyValueError::new_err(err.to_string()))
+    fn new(period_s: f64, threshold: u32) -> PyCoreResult<Self> {
+        Ok(Self {
+            inner: StalenessTracker::new(period_s, threshold)?,
+        })
     }
 
     /// Run one plan cycle; returns the nodes to disconnect, sorted by node id.
@@ -102,8 +99,8 @@ impl PyStalenessTracker {
         state: &Bound<'_, PyAny>,
         now: f64,
         global_index: Option<i64>,
-    ) -> PyResult<Vec<PyNodeStaleness>> {
-        let decisions = if let Ok(rust) = state.cast::<PyState>() {
+    ) -> PyCoreResult<Vec<PyNodeStaleness>> {
+        let decisions = if let Ok(rust) = state.cast::<PyCoreState>() {
             let inner = &rust.get().inner;
             self.inner
                 .cycle(inner, now, global_index.unwrap_or(inner.last_event_applied_idx))
