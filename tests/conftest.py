@@ -1,4 +1,4 @@
-"""Shared test configuration: hypothesis profiles and the import path of the test helpers.
+"""Shared test configuration: hypothesis profiles and the fixtures every test module may use.
 
 Profiles (pick one with ``HYPOTHESIS_PROFILE``; default ``dev``):
 
@@ -19,11 +19,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Verbosity, settings
-
-# `--import-mode=importlib` does not put tests/ on sys.path; the helper modules (strategies.py) live here.
-_TESTS = str(Path(__file__).resolve().parent)
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
 
 settings.register_profile(
     "dev",

@@ -11,22 +11,15 @@ import io
 import itertools
 import json
 import struct
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
+from bench_log import crc
 from clusterstate import MasterCore
 from clusterstate.models import NodeId, SessionId
 from event_bytes import info_event, test_event
-
-_BENCHES = str(Path(__file__).resolve().parent.parent / "benches")
-if _BENCHES not in sys.path:
-    sys.path.insert(0, _BENCHES)
-
-from bench_log import crc  # noqa: E402
-from pipeline import BLOCK, PythonMaster, Workload, build_workload, envelope  # noqa: E402
+from pipeline import BLOCK, PythonMaster, Workload, build_workload, envelope
 
 SESSION = SessionId(master_node_id=NodeId("m"), election_clock=1)
 
