@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Verbosity, settings
 
+from support.processes import Processes
+
 settings.register_profile(
     "dev",
     max_examples=100,
@@ -53,3 +55,13 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """Start subprocesses through this; at the end of the test it kills those still running, and fails the test."""
+    children = Processes()
+    yield children
+    leaked = children.kill_all()
+    if leaked:
+        pytest.fail(f"{len(leaked)} child process group(s) still running at the end of the test: {leaked}")

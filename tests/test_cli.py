@@ -24,6 +24,7 @@ from clusterstate.codec import decode_state
 from clusterstate.flags import number
 from clusterstate.reference import fold
 from clusterstate.trace import cluster_spec, generate
+from support.processes import Processes
 
 
 def test_demo_shows_every_node_and_the_counts(
@@ -209,21 +210,23 @@ def _clusterstate(*args: str) -> list[str]:
     return [sys.executable, "-m", "clusterstate", *args]
 
 
-def test_version_and_python_dash_m() -> None:
-    result = subprocess.run(_clusterstate("--version"), capture_output=True, text=True, timeout=60, check=False)
+def test_version_and_python_dash_m(processes: Processes) -> None:
+    result = processes.run(_clusterstate("--version"), capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, f"clusterstate {version('clusterstate')}\n", "")
 
 
-def test_an_unbounded_run_is_refused_at_once_by_the_real_command() -> None:
+def test_an_unbounded_run_is_refused_at_once_by_the_real_command(processes: Processes) -> None:
     for args in (["demo", "--duration", "inf"], ["simulate", "--duration", "nan"], ["demo", "--nodes", "100000"]):
-        result = subprocess.run(_clusterstate(*args), capture_output=True, text=True, timeout=60, check=False)
+        result = processes.run(_clusterstate(*args), capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, args
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1, result.stderr
         assert f"argument {args[1]}: must be" in result.stderr
 
 
-def _on_a_terminal(args: list[str], *, interrupt_at: bytes | None = None) -> tuple[int, bytes, bytes]:
+def _on_a_terminal(
+    processes: Processes, args: list[str], *, interrupt_at: bytes | None = None
+) -> tuple[int, bytes, bytes]:
     """Run ``clusterstate ARGS`` with stdout and stderr on pseudo-terminals; SIGINT once stderr shows ``interrupt_at``.
 
     Returns the exit status and what the command wrote to each terminal.
@@ -232,7 +235,7 @@ def _on_a_terminal(args: list[str], *, interrupt_at: bytes | None = None) -> tup
     err_primary, err_secondary = pty.openpty()
     seen = {out_primary: b"", err_primary: b""}
     env = {**os.environ, "COLUMNS": "120"}
-    with subprocess.Popen(
+    with processes.popen(
         _clusterstate(*args), stdin=subprocess.DEVNULL, stdout=out_secondary, stderr=err_secondary, env=env
     ) as child:
         os.close(out_secondary)
@@ -265,8 +268,8 @@ def _on_a_terminal(args: list[str], *, interrupt_at: bytes | None = None) -> tup
         (["simulate", "--nodes", "32", "--duration", "3600"], b"simulating"),
     ],
 )
-def test_ctrl_c_exits_quietly_with_130(args: list[str], progress: bytes) -> None:
-    status, out, err = _on_a_terminal(args, interrupt_at=progress)
+def test_ctrl_c_exits_quietly_with_130(processes: Processes, args: list[str], progress: bytes) -> None:
+    status, out, err = _on_a_terminal(processes, args, interrupt_at=progress)
     assert progress in err  # a progress bar showed while it worked
     assert status == 130
     assert out == b""
@@ -274,8 +277,8 @@ def test_ctrl_c_exits_quietly_with_130(args: list[str], progress: bytes) -> None
     assert b"KeyboardInterrupt" not in err
 
 
-def test_demo_json_is_pretty_on_a_terminal() -> None:
-    status, out, _ = _on_a_terminal(["demo", "--nodes", "3", "--duration", "10", "--json", "--no-local"])
+def test_demo_json_is_pretty_on_a_terminal(processes: Processes) -> None:
+    status, out, _ = _on_a_terminal(processes, ["demo", "--nodes", "3", "--duration", "10", "--json", "--no-local"])
     assert status == 0
     expected = fold(generate(demo_config(nodes=3, duration_s=10.0, seed=0)))
     assert out.decode().replace("\r\n", "\n") == expected.model_dump_json(indent=2) + "\n"
