@@ -261,6 +261,7 @@ def _on_a_terminal(
     return status, seen[out_primary], seen[err_primary]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "progress"),
     [

@@ -243,6 +243,7 @@ def copy_log(source: Path, target: Path) -> None:
         shutil.copy(path, target / path.name)
 
 
+@pytest.mark.slow
 def test_a_tail_cut_at_every_byte_reopens_to_the_longest_valid_prefix(
     tmp_path: Path, events: list[IndexedEvent], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -361,6 +362,7 @@ def acknowledged(stdout: Iterator[str], until: int) -> int:
     return last
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [37, 150, 333])
 def test_sigkill_while_appending_loses_nothing_acknowledged(
     log_dir: Path, events: list[IndexedEvent], kill_after: int, processes: Processes

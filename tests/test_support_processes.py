@@ -39,7 +39,8 @@ def test_a_child_left_running_is_killed_and_named() -> None:
 
 def test_a_grandchild_left_behind_is_killed_with_its_group() -> None:
     children = Processes()
-    spawn = f"import subprocess; print(subprocess.Popen({SLEEPER!r}).pid)"
+    # The grandchild gets no copy of the pipe, or reading the child's output would wait for it too.
+    spawn = f"import subprocess as s; print(s.Popen({SLEEPER!r}, stdout=s.DEVNULL, stderr=s.DEVNULL).pid)"
     result = children.run([sys.executable, "-c", spawn], capture_output=True, text=True, timeout=60)
     grandchild = int(result.stdout)
     assert not _dead(grandchild)

@@ -18,7 +18,7 @@ import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TypeAlias, TypeVar
 
 __all__ = ["MAX_SEED", "OneLineParser", "Subcommands", "config_dir", "existing_dir", "number", "seed", "writable_dir"]
 
@@ -35,7 +35,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-Subcommands = argparse._SubParsersAction[OneLineParser]
+Subcommands: TypeAlias = "argparse._SubParsersAction[OneLineParser]"
 """What ``OneLineParser.add_subparsers`` returns: each of its subparsers is a :class:`OneLineParser` too."""
 
 
@@ -57,14 +57,14 @@ def number(kind: type[N], low: N, high: N, *, low_open: bool = False) -> Callabl
     return parse
 
 
+def _show(bound: float) -> str:
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
+
 MAX_SEED = 2**63 - 1
 """The largest seed a command takes."""
 seed = number(int, 0, MAX_SEED)
 """A flag type for a seed, 0 to :data:`MAX_SEED`."""
-
-
-def _show(bound: float) -> str:
-    return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
 
 def existing_dir(text: str) -> Path:

@@ -34,12 +34,17 @@ class Processes:
         self._children.append(child)
         return child
 
-    def run(self, args: Sequence[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """Run ``args`` to completion (``kwargs`` as for :func:`subprocess.run`); on timeout its group is killed.
+    def run(
+        self, args: Sequence[str], *, timeout: float, capture_output: bool = False, **kwargs: Any
+    ) -> subprocess.CompletedProcess[Any]:
+        """Run ``args`` to completion (``kwargs`` as for :class:`subprocess.Popen`, ``capture_output`` as for
+        :func:`subprocess.run`); on timeout its group is killed.
 
         Raises:
             subprocess.TimeoutExpired: it ran longer than ``timeout`` seconds.
         """
+        if capture_output:
+            kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with self.popen(args, **kwargs) as child:
             try:
                 stdout, stderr = child.communicate(timeout=timeout)

@@ -5,10 +5,10 @@ Subcommands:
     gather: this machine's hardware monitors, live or as JSON (:mod:`.gather`).
     simulate: the liveness fault scenarios in simulated time, one table per detector (:mod:`.simulate`).
 
-A command module has a ``NAME``, ``add_parser(commands)`` adding its subparser and flags, and ``run(args)``
-returning the exit status; adding a command is one module and one entry in :data:`COMMANDS`. The rich views a
-command prints sit beside it (``state_view``, ``gather_view``). Simulated time is ``--duration`` in every command
-that simulates.
+A command module has a ``NAME``, ``add_parser(commands)`` adding its subparser and flags, ``check(args)``
+refusing flags that contradict each other (before any work), and ``run(args)`` returning the exit status;
+adding a command is one module and one entry in :data:`COMMANDS`. The rich views a command prints sit beside
+it (``state_view``, ``gather_view``). Simulated time is ``--duration`` in every command that simulates.
 
 Every numeric flag is checked against the bounds in its help (:mod:`clusterstate.flags`): a bad
 value is one line on stderr and exit status 2, before any work. Long work shows progress bars on
@@ -39,6 +39,8 @@ class Command(Protocol):
 
     def add_parser(self, commands: Subcommands) -> None: ...
 
+    def check(self, args: argparse.Namespace) -> None: ...
+
     def run(self, args: argparse.Namespace) -> int: ...
 
 
@@ -60,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (130 after Ctrl-C, without a traceback)."""
     try:
         args = _parser().parse_args(argv)
-        status = COMMANDS[args.command].run(args)
+        command = COMMANDS[args.command]
+        command.check(args)
+        status = command.run(args)
     except SystemExit as exit_:  # --help, --version, and a bad flag (one line on stderr, status 2)
         return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ from clusterstate.trace import TraceConfig, generate
 from .console import progress, stdout_console
 from .state_view import render
 
-__all__ = ["MAX_DURATION_S", "MAX_NODES", "NAME", "add_parser", "demo_config", "fold_with_progress", "run"]
+__all__ = ["MAX_DURATION_S", "MAX_NODES", "NAME", "add_parser", "check", "demo_config", "fold_with_progress", "run"]
 
 NAME = "demo"
 
@@ -127,9 +127,13 @@ def add_parser(commands: Subcommands) -> None:
     parser.set_defaults(parser=parser)
 
 
-def run(args: argparse.Namespace) -> int:
+def check(args: argparse.Namespace) -> None:
+    """``--silent`` is below ``--nodes``."""
     if args.silent is not None and args.silent >= args.nodes:
         args.parser.error(f"argument --silent: must be below --nodes ({args.nodes}), not {args.silent}")
+
+
+def run(args: argparse.Namespace) -> int:
     progress_console = Console(stderr=True)
     config = demo_config(args.nodes, args.duration, args.seed, args.silent)
     with progress(progress_console) as bar:

@@ -18,7 +18,7 @@ from clusterstate.models import NodeId
 from .console import stdout_console
 from .gather_view import run_live
 
-__all__ = ["NAME", "add_parser", "run"]
+__all__ = ["NAME", "add_parser", "check", "run"]
 
 NAME = "gather"
 
@@ -48,6 +48,10 @@ def add_parser(commands: Subcommands) -> None:
     parser.add_argument(
         "--config-dir", type=config_dir, default=None, help="directory of config.toml (created if missing)"
     )
+
+
+def check(args: argparse.Namespace) -> None:
+    """No two flags bound each other: each is checked as it is parsed."""
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from clusterstate.simulation.scenarios import MIN_NODES
 
 from .console import progress, stdout_console
 
-__all__ = ["MAX_DURATION_S", "MAX_NODES", "NAME", "add_parser", "run"]
+__all__ = ["MAX_DURATION_S", "MAX_NODES", "NAME", "add_parser", "check", "run"]
 
 NAME = "simulate"
 
@@ -68,6 +68,10 @@ def add_parser(commands: Subcommands) -> None:
         default=0.3,
         help=f"with --loss: chance an item in flight is held back a tick, 0 to {_MAX_LOSS} (default: 0.3)",
     )
+
+
+def check(args: argparse.Namespace) -> None:
+    """No two flags bound each other: each is checked as it is parsed."""
 
 
 def run(args: argparse.Namespace) -> int:
