@@ -215,6 +215,12 @@ def test_version_and_python_dash_m(processes: Processes) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, f"clusterstate {version('clusterstate')}\n", "")
 
 
+def test_only_the_cli_imports_rich(processes: Processes) -> None:
+    code = "import sys, clusterstate.gatherers, clusterstate.trace; print('rich' in sys.modules)"
+    result = processes.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "False\n", "")
+
+
 def test_an_unbounded_run_is_refused_at_once_by_the_real_command(processes: Processes) -> None:
     for args in (["demo", "--duration", "inf"], ["simulate", "--duration", "nan"], ["demo", "--nodes", "100000"]):
         result = processes.run(_clusterstate(*args), capture_output=True, text=True, timeout=60)
