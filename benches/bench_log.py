@@ -79,12 +79,6 @@ def trace_lines() -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def disabled(request: pytest.FixtureRequest) -> bool:
-    config = request.config
-    return bool(config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"))
-
-
-@pytest.fixture(scope="module")
 def big_log(trace_lines: list[bytes], disabled: bool) -> Iterator[tuple[Path, int]]:
     """A log of ``LOG_EVENTS`` events (``SMOKE_EVENTS`` in smoke runs), with no snapshot."""
     count = SMOKE_EVENTS if disabled else LOG_EVENTS

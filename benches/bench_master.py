@@ -42,7 +42,6 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench_log import CRC
-from benchdata import BENCH_NODES
 from clusterstate import EventLog, MasterCore
 from clusterstate.models import State
 from pipeline import BLOCK, PythonMaster, PythonResult, Workload, build_workload
@@ -58,12 +57,6 @@ WARM_CHUNK = 10_000
 
 
 assert all(batch % BLOCK == 0 for batch in BATCHES)  # the reordering never crosses a batch boundary
-
-
-@pytest.fixture(scope="module")
-def disabled(request: pytest.FixtureRequest) -> bool:
-    config = request.config
-    return bool(config.getoption("benchmark_disable") and not config.getoption("benchmark_enable"))
 
 
 @cache
@@ -132,7 +125,6 @@ def feeder(batches: list[list[bytes]]) -> Iterator[tuple[tuple[list[bytes]], dic
 
 @pytest.mark.parametrize("log", [False, True], ids=["nolog", "log"])
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("nodes", BENCH_NODES, ids=lambda nodes: f"{nodes}nodes")
 def test_ingest_rust(
     benchmark: BenchmarkFixture, tmp_path: Path, disabled: bool, nodes: int, batch: int, log: bool
 ) -> None:
@@ -160,7 +152,6 @@ def test_ingest_rust(
 
 @pytest.mark.parametrize("log", [False, True], ids=["nolog", "log"])
 @pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("nodes", BENCH_NODES, ids=lambda nodes: f"{nodes}nodes")
 def test_ingest_python(
     benchmark: BenchmarkFixture, tmp_path: Path, disabled: bool, nodes: int, batch: int, log: bool
 ) -> None:

@@ -1,7 +1,8 @@
 """The pure-Python reference reducer on generated cluster traces: the baseline the Rust reducer beats.
 
-Scenarios, each at every size of ``BENCH_NODES`` (4, 16, 64, 256, 1024 nodes; a sparse LAN mesh
-from 256 nodes on, see ``benchdata``), from the State after ``WARMUP_S`` simulated seconds:
+Scenarios, each at every size of ``benchdata.bench_nodes`` (4, 16, 64, 256, 1024 nodes when timed, 4 and 16 in a
+smoke run; a sparse LAN mesh from 256 nodes on, see ``benchdata``), from the State after ``WARMUP_S`` simulated
+seconds:
 
 - ``apply-heartbeat``: one ``NodeGatheredInfo`` sample (MacmonMetrics or MemoryUsage), the
   event a cluster applies most (about one per node per second);

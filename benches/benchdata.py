@@ -7,7 +7,8 @@ Clusters of up to 64 nodes have exo's usual full LAN mesh (every node reaches ev
 ~4,000 socket edges at 64 nodes). From :data:`SPARSE_FROM` nodes on, the LAN mesh is sparse:
 ``lan_reachability = min(1.0, LAN_PEERS / nodes)``, so each node reaches about ``LAN_PEERS``
 peers (a full mesh of 1024 nodes would be a million edges, which no real LAN has).
-``CLUSTERSTATE_BENCH_NODES=4,16`` restricts the sizes for a quick run.
+Timed runs use every size of :data:`FULL_NODES`, smoke runs (``--benchmark-disable``) those of
+:data:`SMOKE_NODES`; ``CLUSTERSTATE_BENCH_NODES=4,64,1024`` picks the sizes of either.
 """
 
 from __future__ import annotations
@@ -16,29 +17,33 @@ import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache, cached_property
 
 from clusterstate import CoreState
 from clusterstate.models import IndexedEvent, MacmonMetrics, MemoryUsage, NodeGatheredInfo, State
 from clusterstate.reference import fold
-from clusterstate.trace import TraceConfig, generate
+from clusterstate.trace import TraceConfig, iter_trace
 
 __all__ = [
-    "BENCH_NODES",
+    "FULL_NODES",
     "LAN_PEERS",
     "LONG_FOLD",
     "SLICE",
+    "SMOKE_NODES",
     "SPARSE_FROM",
     "TAIL_S",
     "WARMUP_S",
     "BenchTrace",
+    "bench_nodes",
     "bench_trace_for",
     "lan_reachability",
 ]
 
-BENCH_NODES = tuple(int(n) for n in os.environ.get("CLUSTERSTATE_BENCH_NODES", "4,16,64,256,1024").split(","))
-"""Cluster sizes every benchmark runs at."""
+FULL_NODES = (4, 16, 64, 256, 1024)
+"""Cluster sizes every benchmark is timed at."""
+SMOKE_NODES = (4, 16)
+"""Cluster sizes of a smoke run: each benchmark runs once, untimed, to check its output."""
 WARMUP_S = 60.0
 """Simulated seconds folded into the starting State: every node known, every edge built."""
 TAIL_S = 120.0
@@ -51,6 +56,14 @@ SLICE = 500
 """Events folded per round of ``fold-slice``."""
 LONG_FOLD = 10_000
 """Events (at most) folded per round of ``fold-tail`` and ``fold-heartbeats``: the Rust per-event cost."""
+
+
+def bench_nodes(*, smoke: bool) -> tuple[int, ...]:
+    """The sizes of this run: ``$CLUSTERSTATE_BENCH_NODES`` (comma-separated) if set, else a timed or smoke run's."""
+    chosen = os.environ.get("CLUSTERSTATE_BENCH_NODES")
+    if chosen:
+        return tuple(int(nodes) for nodes in chosen.split(","))
+    return SMOKE_NODES if smoke else FULL_NODES
 
 
 def lan_reachability(nodes: int) -> float:
@@ -106,9 +119,20 @@ def bench_trace_for(nodes: int) -> BenchTrace:
     # A trace stopped earlier is a prefix of a longer one with the same config, so the warm-up is
     # exactly the first WARMUP_S seconds of the full trace.
     config = TraceConfig(nodes=nodes, duration_s=WARMUP_S + TAIL_S, seed=0, lan_reachability=lan_reachability(nodes))
+    events: list[IndexedEvent] = []
+    warm_count: int | None = None
+
+    def mark_warmup(now: float) -> None:
+        # Called before the first action at or past each whole simulated second: every event of the warm-up is in.
+        nonlocal warm_count
+        if warm_count is None and now >= WARMUP_S:
+            warm_count = len(events)
+
     with _collector_paused():
-        events = generate(config)
-        warm_count = len(generate(replace(config, duration_s=WARMUP_S)))
+        for event in iter_trace(config, mark_warmup):
+            events.append(event)  # noqa: PERF402 - one by one: mark_warmup reads len(events) as the trace runs
+        if warm_count is None:
+            warm_count = len(events)
         warm = fold(events[:warm_count])
         trace = BenchTrace(
             nodes=nodes,

@@ -1,4 +1,4 @@
-"""Shared test configuration: hypothesis profiles and the import path of the test helpers.
+"""Shared test configuration: hypothesis profiles and the fixtures every test module may use.
 
 Profiles (pick one with ``HYPOTHESIS_PROFILE``; default ``dev``):
 
@@ -20,10 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Verbosity, settings
 
-# `--import-mode=importlib` does not put tests/ on sys.path; the helper modules (strategies.py) live here.
-_TESTS = str(Path(__file__).resolve().parent)
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
+from support.processes import Processes
 
 settings.register_profile(
     "dev",
@@ -63,3 +60,13 @@ def tiny_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """Start subprocesses through this; at the end of the test it kills those still running, and fails the test."""
+    children = Processes()
+    yield children
+    leaked = children.kill_all()
+    if leaked:
+        pytest.fail(f"{len(leaked)} child process group(s) still running at the end of the test: {leaked}")

@@ -17,7 +17,6 @@ from clusterstate.codec import decode_state
 from clusterstate.errors import ClusterStateError, EventIndexError
 from clusterstate.models import (
     CommandId,
-    Connection,
     DiskUsage,
     DownloadCompleted,
     DownloadPending,
@@ -33,12 +32,10 @@ from clusterstate.models import (
     MiscData,
     MlxRingInstance,
     ModelId,
-    Multiaddr,
     NetworkInterfaceInfo,
     NodeConfig,
     NodeDiskUsage,
     NodeDownloadProgress,
-    NodeGatheredInfo,
     NodeId,
     NodeNetworkInterfaces,
     NodeTimedOut,
@@ -46,7 +43,6 @@ from clusterstate.models import (
     RdmaCtlStatus,
     RunnerId,
     ShardAssignments,
-    SocketConnection,
     State,
     StaticNodeInformation,
     SystemPerformanceProfile,
@@ -54,8 +50,6 @@ from clusterstate.models import (
     TaskId,
     TestEvent,
     TextGeneration,
-    ThunderboltBridgeInfo,
-    ThunderboltBridgeStatus,
     ThunderboltConnection,
     ThunderboltIdentifier,
     Topology,
@@ -63,6 +57,7 @@ from clusterstate.models import (
     TopologyEdgeDeleted,
 )
 from clusterstate.reference import apply, fold
+from support.reducer import bridge, gathered, link, socket, step, steps
 
 NODE_1 = NodeId("node-1")
 A = NodeId("node-a")
@@ -75,20 +70,6 @@ SHARD_A: dict[str, Any] = {
 SHARD_B: dict[str, Any] = {
     "PipelineShardMetadata": {"model_card": {"model_id": "llama-3.2-1b"}, "start_layer": 8, "end_layer": 16}
 }
-
-
-def step(state: State, event: Any, origin: NodeId | None = None) -> State:
-    return apply(state, IndexedEvent(idx=state.last_event_applied_idx + 1, origin=origin, event=event))
-
-
-def steps(state: State, *events: Any) -> State:
-    for event in events:
-        state = step(state, event)
-    return state
-
-
-def gathered(node: NodeId, info: Any) -> NodeGatheredInfo:
-    return NodeGatheredInfo(node_id=node, info=info)
 
 
 def memory_sample(ram_total: int, ram_available: int) -> MemoryUsage:
@@ -110,20 +91,8 @@ def connections_sample(*pairs: tuple[str, str]) -> MacThunderboltConnections:
     return MacThunderboltConnections(conns=[ThunderboltConnection(source_uuid=s, sink_uuid=t) for s, t in pairs])
 
 
-def bridge_sample(enabled: bool) -> ThunderboltBridgeInfo:
-    return ThunderboltBridgeInfo(status=ThunderboltBridgeStatus(enabled=enabled, exists=True))
-
-
-def socket_edge(ip: str) -> SocketConnection:
-    return SocketConnection(sink_multiaddr=Multiaddr(address=f"/ip4/{ip}/tcp/52415"))
-
-
 def rdma_edge(source_iface: str, sink_iface: str) -> RDMAConnection:
     return RDMAConnection(source_rdma_iface=source_iface, sink_rdma_iface=sink_iface)
-
-
-def connection(source: NodeId, sink: NodeId, edge: SocketConnection | RDMAConnection) -> Connection:
-    return Connection(source=source, sink=sink, edge=edge)
 
 
 # ====================================================================================
@@ -156,7 +125,7 @@ def test_apply_two_node_download_progress() -> None:
 
 
 def test_state_serialization_roundtrip() -> None:
-    state = State(topology=Topology().with_connection(connection(A, B, socket_edge("10.0.0.2"))))
+    state = State(topology=Topology().with_connection(link(A, B, socket("10.0.0.2"))))
     json_text = state.model_dump_json()
     restored = State.model_validate_json(json_text)
     assert restored.topology.list_nodes() == state.topology.list_nodes() == [A, B]
@@ -193,7 +162,7 @@ def test_add_node() -> None:
 
 
 def test_add_connection() -> None:
-    conn = connection(A, B, socket_edge("10.0.0.2"))
+    conn = link(A, B, socket("10.0.0.2"))
     topology = Topology().with_node(A).with_node(B).with_connection(conn)
     assert topology.list_connections() == [conn]
     assert topology.is_leaf(A)
@@ -201,7 +170,7 @@ def test_add_connection() -> None:
 
 
 def test_remove_connection_still_connected() -> None:
-    conn = connection(A, B, socket_edge("10.0.0.2"))
+    conn = link(A, B, socket("10.0.0.2"))
     topology = Topology().with_node(A).with_node(B).with_connection(conn).without_connection(conn)
     assert topology.list_connections() == []
     assert topology.out_edges(A) == []
@@ -209,7 +178,7 @@ def test_remove_connection_still_connected() -> None:
 
 
 def test_remove_node_still_connected() -> None:
-    conn = connection(A, B, socket_edge("10.0.0.2"))
+    conn = link(A, B, socket("10.0.0.2"))
     topology = Topology().with_node(A).with_node(B).with_connection(conn).without_node(B)
     assert topology.out_edges(A) == []
     assert topology.list_connections() == []
@@ -217,14 +186,14 @@ def test_remove_node_still_connected() -> None:
 
 
 def test_list_nodes() -> None:
-    topology = Topology().with_node(B).with_node(A).with_connection(connection(A, B, socket_edge("10.0.0.2")))
+    topology = Topology().with_node(B).with_node(A).with_connection(link(A, B, socket("10.0.0.2")))
     nodes = topology.list_nodes()
     assert nodes == ["node-a", "node-b"]
     assert all(isinstance(node, str) for node in nodes)
 
 
 def test_topology_values_are_immutable() -> None:
-    conn = connection(A, B, socket_edge("10.0.0.2"))
+    conn = link(A, B, socket("10.0.0.2"))
     empty = Topology()
     one = empty.with_node(A)
     linked = one.with_connection(conn)
@@ -241,7 +210,7 @@ def test_topology_values_are_immutable() -> None:
 
 
 def test_add_connection_adds_missing_endpoints() -> None:
-    topology = Topology().with_connection(connection(A, B, rdma_edge("rdma_en2", "rdma_en3")))
+    topology = Topology().with_connection(link(A, B, rdma_edge("rdma_en2", "rdma_en3")))
     assert topology.list_nodes() == [A, B]
     assert topology.successors(A) == [B]
     assert topology.successors(B) == []
@@ -313,7 +282,7 @@ EACH_KIND: dict[str, tuple[Any, str | None]] = {
     ),
     "MacThunderboltIdentifiers": (identifiers_sample(("rdma_en2", "uuid-a")), "node_thunderbolt"),
     "MacThunderboltConnections": (connections_sample(("uuid-a", "uuid-b")), None),
-    "ThunderboltBridgeInfo": (bridge_sample(True), "node_thunderbolt_bridge"),
+    "ThunderboltBridgeInfo": (bridge(True), "node_thunderbolt_bridge"),
     "RdmaCtlStatus": (RdmaCtlStatus(enabled=True), "node_rdma_ctl"),
 }
 
@@ -355,11 +324,11 @@ def test_node_timed_out_prunes_the_node() -> None:
         gathered(A, MiscData(friendly_name="alpha")),
         gathered(A, memory_sample(16, 8)),
         gathered(A, NodeNetworkInterfaces(ifaces=[NetworkInterfaceInfo(name="en0", ip_address="10.0.0.1")])),
-        gathered(A, bridge_sample(True)),
+        gathered(A, bridge(True)),
         NodeDownloadProgress(download_progress=DownloadPending(node_id=A, shard_metadata=SHARD_A)),
         gathered(B, memory_sample(32, 16)),
-        TopologyEdgeCreated(conn=connection(A, B, socket_edge("10.0.0.2"))),
-        TopologyEdgeCreated(conn=connection(B, A, socket_edge("10.0.0.1"))),
+        TopologyEdgeCreated(conn=link(A, B, socket("10.0.0.2"))),
+        TopologyEdgeCreated(conn=link(B, A, socket("10.0.0.1"))),
         NodeTimedOut(node_id=A),
     )
     assert state.model_dump(mode="json")["topology"] == {"nodes": ["node-b"], "connections": {}}
@@ -383,12 +352,12 @@ def test_node_timed_out_prunes_the_node() -> None:
 
 
 def test_topology_edge_created_and_deleted() -> None:
-    edge = socket_edge("10.0.0.2")
-    state = step(State(), TopologyEdgeCreated(conn=connection(A, B, edge)))
-    assert state.topology.list_connections() == [connection(A, B, edge)]
-    state = step(state, TopologyEdgeCreated(conn=connection(B, A, edge)))
-    state = step(state, TopologyEdgeDeleted(conn=connection(A, B, edge)))
-    assert state.topology.list_connections() == [connection(B, A, edge)]
+    edge = socket("10.0.0.2")
+    state = step(State(), TopologyEdgeCreated(conn=link(A, B, edge)))
+    assert state.topology.list_connections() == [link(A, B, edge)]
+    state = step(state, TopologyEdgeCreated(conn=link(B, A, edge)))
+    state = step(state, TopologyEdgeDeleted(conn=link(A, B, edge)))
+    assert state.topology.list_connections() == [link(B, A, edge)]
     assert state.topology.list_nodes() == [A, B]
 
 
@@ -409,11 +378,11 @@ def test_rdma_mapping_when_peer_identifiers_arrive_late() -> None:
     state = step(state, gathered(B, identifiers_sample(("rdma_en3", "uuid-b"))))
     assert state.topology.list_connections() == []
     state = step(state, gathered(A, connections_sample(("uuid-a", "uuid-b"))))
-    assert state.topology.list_connections() == [connection(A, B, rdma_edge("rdma_en2", "rdma_en3"))]
+    assert state.topology.list_connections() == [link(A, B, rdma_edge("rdma_en2", "rdma_en3"))]
     state = step(state, gathered(B, connections_sample(("uuid-b", "uuid-a"))))
     assert state.topology.list_connections() == [
-        connection(A, B, rdma_edge("rdma_en2", "rdma_en3")),
-        connection(B, A, rdma_edge("rdma_en3", "rdma_en2")),
+        link(A, B, rdma_edge("rdma_en2", "rdma_en3")),
+        link(B, A, rdma_edge("rdma_en3", "rdma_en2")),
     ]
 
 
@@ -425,10 +394,10 @@ def test_rdma_mapping_when_peer_identifiers_arrive_late() -> None:
 def test_bridge_cycle_detection_two_nodes() -> None:
     state = steps(
         State(),
-        gathered(A, bridge_sample(True)),
-        gathered(B, bridge_sample(True)),
-        TopologyEdgeCreated(conn=connection(A, B, rdma_edge("rdma_en2", "rdma_en3"))),
-        TopologyEdgeCreated(conn=connection(B, A, rdma_edge("rdma_en3", "rdma_en2"))),
+        gathered(A, bridge(True)),
+        gathered(B, bridge(True)),
+        TopologyEdgeCreated(conn=link(A, B, rdma_edge("rdma_en2", "rdma_en3"))),
+        TopologyEdgeCreated(conn=link(B, A, rdma_edge("rdma_en3", "rdma_en2"))),
     )
     assert state.thunderbolt_bridge_cycles == [["node-a", "node-b"]]
 
@@ -436,12 +405,12 @@ def test_bridge_cycle_detection_two_nodes() -> None:
 def test_bridge_cycle_detection_three_nodes() -> None:
     state = steps(
         State(),
-        gathered(C, bridge_sample(True)),
-        gathered(B, bridge_sample(True)),
-        gathered(A, bridge_sample(True)),
-        TopologyEdgeCreated(conn=connection(B, C, rdma_edge("rdma_en2", "rdma_en3"))),
-        TopologyEdgeCreated(conn=connection(C, A, rdma_edge("rdma_en2", "rdma_en3"))),
-        TopologyEdgeCreated(conn=connection(A, B, rdma_edge("rdma_en2", "rdma_en3"))),
+        gathered(C, bridge(True)),
+        gathered(B, bridge(True)),
+        gathered(A, bridge(True)),
+        TopologyEdgeCreated(conn=link(B, C, rdma_edge("rdma_en2", "rdma_en3"))),
+        TopologyEdgeCreated(conn=link(C, A, rdma_edge("rdma_en2", "rdma_en3"))),
+        TopologyEdgeCreated(conn=link(A, B, rdma_edge("rdma_en2", "rdma_en3"))),
     )
     assert state.thunderbolt_bridge_cycles == [["node-a", "node-b", "node-c"]]
 
@@ -481,9 +450,9 @@ def busy_log() -> list[IndexedEvent]:
         gathered(B, identifiers_sample(("rdma_en3", "uuid-b"))),
         gathered(A, connections_sample(("uuid-a", "uuid-b"))),
         gathered(B, connections_sample(("uuid-b", "uuid-a"))),
-        gathered(A, bridge_sample(True)),
-        gathered(B, bridge_sample(True)),
-        TopologyEdgeCreated(conn=connection(A, C, socket_edge("10.0.0.3"))),
+        gathered(A, bridge(True)),
+        gathered(B, bridge(True)),
+        TopologyEdgeCreated(conn=link(A, C, socket("10.0.0.3"))),
         NodeDownloadProgress(download_progress=DownloadPending(node_id=B, shard_metadata=SHARD_B)),
         TestEvent(),
     ]

@@ -11,22 +11,15 @@ import io
 import itertools
 import json
 import struct
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
+from bench_log import crc
 from clusterstate import MasterCore
 from clusterstate.models import NodeId, SessionId
-from event_bytes import info_event, test_event
-
-_BENCHES = str(Path(__file__).resolve().parent.parent / "benches")
-if _BENCHES not in sys.path:
-    sys.path.insert(0, _BENCHES)
-
-from bench_log import crc  # noqa: E402
-from pipeline import BLOCK, PythonMaster, Workload, build_workload, envelope  # noqa: E402
+from event_bytes import disconnect_event, info_event, noop_event
+from pipeline import BLOCK, PythonMaster, Workload, build_workload, envelope
 
 SESSION = SessionId(master_node_id=NodeId("m"), election_clock=1)
 
@@ -108,34 +101,28 @@ def test_warm_start_continues_like_the_master(workload: Workload) -> None:
     assert pipeline.state == master.state
 
 
-def disconnect(node: str) -> bytes:
-    return json.dumps(
-        {"NodeDisconnected": {"event_id": "d", "node_id": node, "last_index": 0, "stale_cycles": 3}}
-    ).encode()
-
-
 def test_refusals_match_master_core() -> None:
     other = SessionId(master_node_id=NodeId("m"), election_clock=0)
     batches = [
         [
             envelope("p", 0, SESSION, info_event("a", "a0"), "a"),
-            envelope("p", 2, SESSION, test_event("c"), "a"),  # waits for 1
-            envelope("p", 2, SESSION, test_event("c"), "a"),  # the same copy: a duplicate
-            envelope("p", 2, SESSION, test_event("C"), "a"),  # another event at a buffered index: conflict
-            envelope("p", 9, SESSION, test_event("z"), "a"),  # capacity 4: too far ahead
+            envelope("p", 2, SESSION, noop_event("c"), "a"),  # waits for 1
+            envelope("p", 2, SESSION, noop_event("c"), "a"),  # the same copy: a duplicate
+            envelope("p", 2, SESSION, noop_event("C"), "a"),  # another event at a buffered index: conflict
+            envelope("p", 9, SESSION, noop_event("z"), "a"),  # capacity 4: too far ahead
             envelope("p", 0, SESSION, info_event("a", "a0"), "a"),  # stale: re-acknowledged
             envelope("q", 0, SESSION, info_event("a", "spoof"), "b"),  # about another node
-            envelope("p", 1, SESSION, test_event("b"), "b"),  # the producer seen from another node
-            envelope("q", 0, SESSION, disconnect("a"), "b"),  # only the master disconnects
-            envelope("x", 0, other, test_event("o"), "a"),  # another session: ignored
+            envelope("p", 1, SESSION, noop_event("b"), "b"),  # the producer seen from another node
+            envelope("q", 0, SESSION, disconnect_event("a"), "b"),  # only the master disconnects
+            envelope("x", 0, other, noop_event("o"), "a"),  # another session: ignored
             envelope("p", 1, SESSION, b'{"Nope": {}}', "a"),
             envelope("p", 1, SESSION, b'{"TestEvent": {"event_id": "e", "extra": 1}}', "a"),
-            envelope("p", 1, SESSION, test_event("b"), "a")[:-1],
-            envelope("p", 1, SESSION, test_event("b"), "a").replace(b'"origin_idx":1', b'"origin_idx":-1'),
-            envelope("p", 1, SESSION, test_event("b"), "a"),  # fills the gap: releases 1 and 2
-            envelope("m0", 0, SESSION, disconnect("a"), "m"),
+            envelope("p", 1, SESSION, noop_event("b"), "a")[:-1],
+            envelope("p", 1, SESSION, noop_event("b"), "a").replace(b'"origin_idx":1', b'"origin_idx":-1'),
+            envelope("p", 1, SESSION, noop_event("b"), "a"),  # fills the gap: releases 1 and 2
+            envelope("m0", 0, SESSION, disconnect_event("a"), "m"),
         ],
-        [envelope("p", 3, SESSION, test_event("d"), "a"), envelope("p", 2, SESSION, test_event("c"), "a")],
+        [envelope("p", 3, SESSION, noop_event("d"), "a"), envelope("p", 2, SESSION, noop_event("c"), "a")],
     ]
     master = MasterCore(session_tuple(SESSION), capacity=4)
     pipeline = PythonMaster(SESSION, capacity=4)

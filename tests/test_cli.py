@@ -17,22 +17,24 @@ from pathlib import Path
 import pytest
 
 from clusterstate import simulation
-from clusterstate.cli import demo_config, main
+from clusterstate.cli import COMMANDS, main
+from clusterstate.cli.demo import demo_config
+from clusterstate.cli.state_view import ClusterCounts
 from clusterstate.codec import decode_state
-from clusterstate.display import ClusterCounts
 from clusterstate.flags import number
 from clusterstate.reference import fold
 from clusterstate.trace import cluster_spec, generate
+from support.processes import Processes
 
 
 def test_demo_shows_every_node_and_the_counts(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert main(["demo", "--nodes", "4", "--seconds", "30", "--no-local"]) == 0
+    assert main(["demo", "--nodes", "4", "--duration", "30", "--no-local"]) == 0
     out = capsys.readouterr().out
 
-    config = demo_config(nodes=4, seconds=30.0, seed=0)
+    config = demo_config(nodes=4, duration_s=30.0, seed=0)
     events = generate(config)
     state = fold(events)
     counts = ClusterCounts.of(state)
@@ -54,7 +56,7 @@ def test_demo_shows_every_node_and_the_counts(
 
 def test_demo_shows_a_disconnected_node(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert main(["demo", "--nodes", "4", "--seconds", "90", "--seed", "3"]) == 0
+    assert main(["demo", "--nodes", "4", "--duration", "90", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     (silent,) = [node for node in cluster_spec(demo_config(4, 90.0, 3)).nodes if node.silent_at is not None]
     (row,) = [line for line in out.splitlines() if silent.friendly_name in line]
@@ -64,7 +66,7 @@ def test_demo_shows_a_disconnected_node(capsys: pytest.CaptureFixture[str], monk
 
 def test_demo_fits_a_narrow_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
-    assert main(["demo", "--nodes", "6", "--seconds", "20", "--seed", "1"]) == 0
+    assert main(["demo", "--nodes", "6", "--duration", "20", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     for node in cluster_spec(demo_config(6, 20.0, 1)).nodes:
@@ -72,9 +74,9 @@ def test_demo_fits_a_narrow_terminal(capsys: pytest.CaptureFixture[str], monkeyp
 
 
 def test_demo_json_is_the_folded_state(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--nodes", "4", "--seconds", "30", "--json", "--no-local"]) == 0
+    assert main(["demo", "--nodes", "4", "--duration", "30", "--json", "--no-local"]) == 0
     captured = capsys.readouterr()
-    expected = fold(generate(demo_config(nodes=4, seconds=30.0, seed=0)))
+    expected = fold(generate(demo_config(nodes=4, duration_s=30.0, seed=0)))
     assert decode_state(captured.out) == expected
     assert captured.out == expected.model_dump_json() + "\n"
 
@@ -87,14 +89,14 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_gives_the_same_state_with_either_reducer(capsys: pytest.CaptureFixture[str]) -> None:
     outputs = []
     for reducer in ("rust", "reference"):
-        assert main(["demo", "--nodes", "4", "--seconds", "30", "--json", "--no-local", "--reducer", reducer]) == 0
+        assert main(["demo", "--nodes", "4", "--duration", "30", "--json", "--no-local", "--reducer", reducer]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
 
 
 def test_demo_json_indents_by_request(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--nodes", "3", "--seconds", "10", "--json", "--no-local", "--indent", "4"]) == 0
-    expected = fold(generate(demo_config(nodes=3, seconds=10.0, seed=0)))
+    assert main(["demo", "--nodes", "3", "--duration", "10", "--json", "--no-local", "--indent", "4"]) == 0
+    expected = fold(generate(demo_config(nodes=3, duration_s=10.0, seed=0)))
     assert capsys.readouterr().out == expected.model_dump_json(indent=4) + "\n"
 
 
@@ -106,12 +108,12 @@ def _bad_flags(tmp: Path) -> list[tuple[list[str], str]]:
     a_file = tmp / "a-file"
     a_file.write_text("", encoding="utf-8")
     return [
-        (["demo", "--seconds", "inf"], "--seconds"),
-        (["demo", "--seconds", "nan"], "--seconds"),
-        (["demo", "--seconds", "0"], "--seconds"),
-        (["demo", "--seconds", "-5"], "--seconds"),
-        (["demo", "--seconds", "601"], "--seconds"),
-        (["demo", "--seconds", "soon"], "--seconds"),
+        (["demo", "--duration", "inf"], "--duration"),
+        (["demo", "--duration", "nan"], "--duration"),
+        (["demo", "--duration", "0"], "--duration"),
+        (["demo", "--duration", "-5"], "--duration"),
+        (["demo", "--duration", "601"], "--duration"),
+        (["demo", "--duration", "soon"], "--duration"),
         (["demo", "--nodes", "0"], "--nodes"),
         (["demo", "--nodes", "100000"], "--nodes"),
         (["demo", "--nodes", "1e3"], "--nodes"),
@@ -149,8 +151,8 @@ def test_every_bad_flag_is_one_line_naming_the_flag(
     def no_work(*_: object) -> None:
         raise AssertionError("a command ran despite a bad flag")
 
-    for name in ("_demo", "_gather", "_simulate"):
-        monkeypatch.setattr(f"clusterstate.cli.{name}", no_work)
+    for command in COMMANDS.values():
+        monkeypatch.setattr(command, "run", no_work)
     for argv, flag in _bad_flags(tmp_path):
         assert main(argv) == 2, argv
         captured = capsys.readouterr()
@@ -194,12 +196,12 @@ def test_simulate_writes_files_only_when_asked(
 
 
 def test_number_bounds_are_inclusive_unless_open() -> None:
-    seconds = number(float, 0.0, 600.0, low_open=True)
-    assert seconds("600") == 600.0
-    assert seconds("1e-9") == 1e-9
+    duration = number(float, 0.0, 600.0, low_open=True)
+    assert duration("600") == 600.0
+    assert duration("1e-9") == 1e-9
     nodes = number(int, 1, 256)
     assert (nodes("1"), nodes("256")) == (1, 256)
-    for parse, text in ((seconds, "0"), (seconds, "600.001"), (seconds, "-inf"), (nodes, "257"), (nodes, "2.0")):
+    for parse, text in ((duration, "0"), (duration, "600.001"), (duration, "-inf"), (nodes, "257"), (nodes, "2.0")):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
 
@@ -208,21 +210,33 @@ def _clusterstate(*args: str) -> list[str]:
     return [sys.executable, "-m", "clusterstate", *args]
 
 
-def test_version_and_python_dash_m() -> None:
-    result = subprocess.run(_clusterstate("--version"), capture_output=True, text=True, timeout=60, check=False)
+def test_version_and_python_dash_m(processes: Processes) -> None:
+    result = processes.run(_clusterstate("--version"), capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, f"clusterstate {version('clusterstate')}\n", "")
 
 
-def test_an_unbounded_run_is_refused_at_once_by_the_real_command() -> None:
-    for args in (["demo", "--seconds", "inf"], ["simulate", "--duration", "nan"], ["demo", "--nodes", "100000"]):
-        result = subprocess.run(_clusterstate(*args), capture_output=True, text=True, timeout=60, check=False)
+def test_only_the_cli_imports_rich(processes: Processes) -> None:
+    code = "import sys, clusterstate.gatherers, clusterstate.trace; print('rich' in sys.modules)"
+    result = processes.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "False\n", "")
+
+
+def test_an_unbounded_run_is_refused_at_once_by_the_real_command(processes: Processes) -> None:
+    for args in (["demo", "--duration", "inf"], ["simulate", "--duration", "nan"], ["demo", "--nodes", "100000"]):
+        result = processes.run(_clusterstate(*args), capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, args
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1, result.stderr
         assert f"argument {args[1]}: must be" in result.stderr
 
 
-def _on_a_terminal(args: list[str], *, interrupt_at: bytes | None = None) -> tuple[int, bytes, bytes]:
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _on_a_terminal(
+    processes: Processes, args: list[str], *, interrupt_at: bytes | None = None
+) -> tuple[int, bytes, bytes]:
     """Run ``clusterstate ARGS`` with stdout and stderr on pseudo-terminals; SIGINT once stderr shows ``interrupt_at``.
 
     Returns the exit status and what the command wrote to each terminal.
@@ -231,8 +245,15 @@ def _on_a_terminal(args: list[str], *, interrupt_at: bytes | None = None) -> tup
     err_primary, err_secondary = pty.openpty()
     seen = {out_primary: b"", err_primary: b""}
     env = {**os.environ, "COLUMNS": "120"}
-    with subprocess.Popen(
-        _clusterstate(*args), stdin=subprocess.DEVNULL, stdout=out_secondary, stderr=err_secondary, env=env
+    with processes.popen(
+        _clusterstate(*args),
+        stdin=subprocess.DEVNULL,
+        stdout=out_secondary,
+        stderr=err_secondary,
+        env=env,
+        # A shell's background job (CI may be one) starts with SIGINT ignored, and children inherit that: the child
+        # gets the default disposition, as a command typed at a terminal has.
+        preexec_fn=_default_sigint,
     ) as child:
         os.close(out_secondary)
         os.close(err_secondary)
@@ -257,15 +278,16 @@ def _on_a_terminal(args: list[str], *, interrupt_at: bytes | None = None) -> tup
     return status, seen[out_primary], seen[err_primary]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "progress"),
     [
-        (["demo", "--nodes", "256", "--seconds", "600", "--no-local"], b"generating"),
+        (["demo", "--nodes", "256", "--duration", "600", "--no-local"], b"generating"),
         (["simulate", "--nodes", "32", "--duration", "3600"], b"simulating"),
     ],
 )
-def test_ctrl_c_exits_quietly_with_130(args: list[str], progress: bytes) -> None:
-    status, out, err = _on_a_terminal(args, interrupt_at=progress)
+def test_ctrl_c_exits_quietly_with_130(processes: Processes, args: list[str], progress: bytes) -> None:
+    status, out, err = _on_a_terminal(processes, args, interrupt_at=progress)
     assert progress in err  # a progress bar showed while it worked
     assert status == 130
     assert out == b""
@@ -273,8 +295,8 @@ def test_ctrl_c_exits_quietly_with_130(args: list[str], progress: bytes) -> None
     assert b"KeyboardInterrupt" not in err
 
 
-def test_demo_json_is_pretty_on_a_terminal() -> None:
-    status, out, _ = _on_a_terminal(["demo", "--nodes", "3", "--seconds", "10", "--json", "--no-local"])
+def test_demo_json_is_pretty_on_a_terminal(processes: Processes) -> None:
+    status, out, _ = _on_a_terminal(processes, ["demo", "--nodes", "3", "--duration", "10", "--json", "--no-local"])
     assert status == 0
-    expected = fold(generate(demo_config(nodes=3, seconds=10.0, seed=0)))
+    expected = fold(generate(demo_config(nodes=3, duration_s=10.0, seed=0)))
     assert out.decode().replace("\r\n", "\n") == expected.model_dump_json(indent=2) + "\n"

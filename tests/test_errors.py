@@ -26,13 +26,13 @@ from clusterstate.errors import (
     OptionsError,
     OutboxFullError,
 )
-from event_bytes import info_event, test_event
+from event_bytes import info_event, noop_event
 
 SESSION = ("master", 1)
 
 
 def indexed(idx: int) -> bytes:
-    return json.dumps({"idx": idx, "origin": None, "event": json.loads(test_event(f"e{idx}"))}).encode()
+    return json.dumps({"idx": idx, "origin": None, "event": json.loads(noop_event(f"e{idx}"))}).encode()
 
 
 def log_at(tmp_path: Path, **options: bool) -> EventLog:
@@ -58,8 +58,8 @@ def read_only(tmp_path: Path) -> None:
 
 def full_outbox(_: Path) -> None:
     box = ProducerOutbox("p", "a", SESSION, capacity=1)
-    box.push(test_event("e0"), now=0.0)
-    box.push(test_event("e1"), now=0.0)
+    box.push(noop_event("e0"), now=0.0)
+    box.push(noop_event("e1"), now=0.0)
 
 
 CASES: dict[str, tuple[Callable[[Path], object], type[ClusterStateError], type[Exception]]] = {

@@ -42,7 +42,8 @@ from clusterstate.errors import (
     LogUsageError,
 )
 from clusterstate.models import IndexedEvent
-from event_bytes import test_event
+from event_bytes import noop_event
+from support.processes import Processes
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 TRACE = GOLDEN / "trace_crash4.events.jsonl"
@@ -172,7 +173,7 @@ def test_typed_errors(log_dir: Path, events: list[IndexedEvent]) -> None:
         assert again.next_index == 5
 
 
-def test_a_second_process_cannot_open_a_locked_log(log_dir: Path) -> None:
+def test_a_second_process_cannot_open_a_locked_log(log_dir: Path, processes: Processes) -> None:
     with EventLog(log_dir, create=True):
         code = textwrap.dedent(
             """
@@ -183,7 +184,7 @@ def test_a_second_process_cannot_open_a_locked_log(log_dir: Path) -> None:
                 sys.exit(3)
             """
         )
-        result = subprocess.run([sys.executable, "-c", code, str(log_dir)], check=False, timeout=60)
+        result = processes.run([sys.executable, "-c", code, str(log_dir)], timeout=60)
         assert result.returncode == 3
 
 
@@ -242,6 +243,7 @@ def copy_log(source: Path, target: Path) -> None:
         shutil.copy(path, target / path.name)
 
 
+@pytest.mark.slow
 def test_a_tail_cut_at_every_byte_reopens_to_the_longest_valid_prefix(
     tmp_path: Path, events: list[IndexedEvent], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -361,11 +363,12 @@ def acknowledged(stdout: Iterator[str], until: int) -> int:
     return last
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [37, 150, 333])
 def test_sigkill_while_appending_loses_nothing_acknowledged(
-    log_dir: Path, events: list[IndexedEvent], kill_after: int
+    log_dir: Path, events: list[IndexedEvent], kill_after: int, processes: Processes
 ) -> None:
-    with subprocess.Popen(
+    with processes.popen(
         [sys.executable, "-c", CHILD, str(log_dir), str(TRACE)], stdout=subprocess.PIPE, text=True
     ) as child:
         assert child.stdout is not None
@@ -404,7 +407,7 @@ def test_the_torn_tail_warning_names_the_cut_once(log_dir: Path, caplog: pytest.
 
 def indexed_test_event(idx: int) -> bytes:
     """The JSON of a small ``IndexedEvent`` (a ``TestEvent``) at ``idx``."""
-    return json.dumps({"idx": idx, "origin": None, "event": json.loads(test_event(f"event-{idx:03d}"))}).encode()
+    return json.dumps({"idx": idx, "origin": None, "event": json.loads(noop_event(f"event-{idx:03d}"))}).encode()
 
 
 def test_a_later_cut_never_overwrites_what_an_earlier_cut_saved(tiny_disk: Path) -> None:
@@ -521,7 +524,7 @@ def test_producers_resends_are_logged_exactly_once_after_a_full_disk(tiny_disk: 
     while full is None and len(ids) < 2000:
         batch = [f"{len(ids) + k:05d}" + "x" * 200 for k in range(4)]
         ids += batch
-        envelopes = [outbox.push(test_event(event_id), now=now) for event_id in batch]
+        envelopes = [outbox.push(noop_event(event_id), now=now) for event_id in batch]
         try:
             outbox.acknowledge(master.ingest(envelopes).acknowledged, session=master.session)
         except LogFullError as err:

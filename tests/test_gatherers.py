@@ -18,6 +18,7 @@ import anyio.to_thread
 import pytest
 from rich.console import Console
 
+from clusterstate.cli.gather_view import describe, samples_table
 from clusterstate.gatherers import (
     DEFAULT_SCHEDULES,
     Backoff,
@@ -35,7 +36,6 @@ from clusterstate.gatherers import (
     validated_info,
 )
 from clusterstate.gatherers.sources import _thread_sampler
-from clusterstate.gatherers.view import describe, samples_table
 from clusterstate.models import (
     DiskUsage,
     GatheredInfo,

@@ -9,8 +9,6 @@ broadcast. Bad envelopes (malformed, unknown tag, spoofed, other session) never 
 from __future__ import annotations
 
 import errno
-import functools
-import json
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,28 +23,9 @@ import clusterstate
 from clusterstate import EventLog, IngestResult, MasterCore, NodeStaleness, reference
 from clusterstate.errors import IndexAheadError, LogClosedError, LogFullError, NoLogError, SnapshotRequiredError
 from clusterstate.models import EventId, IndexedEvent, NodeDisconnected, NodeId, NodeTimedOut, SessionId
-from clusterstate.trace import generate_trace
-from event_bytes import info_event, test_event
-
-SESSION = ("master", 1)
-TRACE = {"nodes": 4, "duration_s": 60.0, "seed": 3, "silent_nodes": 1}
-
-
-def envelope(
-    producer: str,
-    origin_idx: int,
-    event: bytes,
-    node: str,
-    session: tuple[str, int] = SESSION,
-) -> bytes:
-    head = json.dumps(
-        {
-            "origin": producer,
-            "origin_idx": origin_idx,
-            "session": {"master_node_id": session[0], "election_clock": session[1]},
-        }
-    ).encode()
-    return head[:-1] + b', "event": ' + event + b', "node_id": ' + json.dumps(node).encode() + b"}"
+from event_bytes import info_event, noop_event
+from support.envelopes import SESSION, assert_consistent, decoded, envelope
+from support.traces import trace
 
 
 def trace_envelopes(events: Sequence[IndexedEvent], restart_every: int = 0) -> list[tuple[str, int, bytes]]:
@@ -64,19 +43,6 @@ def trace_envelopes(events: Sequence[IndexedEvent], restart_every: int = 0) -> l
         producer = f"{node}/{generation}"
         out.append((producer, seq, envelope(producer, seq, clusterstate.encode_event(event.event), node)))
     return out
-
-
-def decoded(broadcast: Sequence[bytes]) -> list[IndexedEvent]:
-    return [clusterstate.decode_indexed_event(line) for line in broadcast]
-
-
-def assert_consistent(master: MasterCore, broadcast: Sequence[bytes]) -> list[IndexedEvent]:
-    """The master's State is the reference replay of everything it broadcast, indexed 0, 1, 2, ..."""
-    events = decoded(broadcast)
-    assert [event.idx for event in events] == list(range(len(events)))
-    assert master.state == reference.fold(events)
-    assert master.next_index == len(events)
-    return events
 
 
 def test_in_order_delivery_applies_the_trace() -> None:
@@ -112,11 +78,6 @@ def streams(producers: Sequence[str], events: Sequence[IndexedEvent]) -> dict[st
     for producer, event in zip(producers, events, strict=True):
         out[producer].append(event.event)
     return dict(out)
-
-
-@functools.cache
-def trace() -> list[IndexedEvent]:
-    return generate_trace(**TRACE)  # type: ignore[arg-type]
 
 
 @settings(max_examples=20)
@@ -167,12 +128,12 @@ def test_same_delivery_gives_the_same_state() -> None:
 
 def test_gap_waits_then_fills() -> None:
     master = MasterCore(SESSION)
-    result = master.ingest([envelope("p", 2, test_event("c"), "a"), envelope("p", 1, test_event("b"), "a")])
+    result = master.ingest([envelope("p", 2, noop_event("c"), "a"), envelope("p", 1, noop_event("b"), "a")])
     assert result.broadcast == []
     assert result.acknowledged == []
     assert master.counters["buffered"] == 2
     assert master.producer_next("p") == 0
-    result = master.ingest([envelope("p", 0, test_event("a"), "a")])
+    result = master.ingest([envelope("p", 0, noop_event("a"), "a")])
     assert [event.event.event_id for event in decoded(result.broadcast)] == ["a", "b", "c"]
     assert result.acknowledged == [("p", 0), ("p", 1), ("p", 2)]
     assert master.counters["buffered"] == 0
@@ -181,8 +142,8 @@ def test_gap_waits_then_fills() -> None:
 
 def test_restarted_producer_is_a_new_producer() -> None:
     master = MasterCore(SESSION)
-    old = [envelope("a/boot1", i, test_event(f"old{i}"), "a") for i in range(3)]
-    new = [envelope("a/boot2", i, test_event(f"new{i}"), "a") for i in range(2)]
+    old = [envelope("a/boot1", i, noop_event(f"old{i}"), "a") for i in range(3)]
+    new = [envelope("a/boot2", i, noop_event(f"new{i}"), "a") for i in range(2)]
     broadcast, _ = deliver(master, [old, new])
     assert [event.event.event_id for event in decoded(broadcast)] == ["old0", "old1", "old2", "new0", "new1"]
     # A late resend of the old instance is a stale copy: dropped, acknowledged again, not applied.
@@ -200,8 +161,8 @@ def test_other_sessions_are_ignored() -> None:
     assert master.session == SESSION
     result = master.ingest(
         [
-            envelope("p", 0, test_event("old"), "a", session=("master", 0)),
-            envelope("p", 0, test_event("other"), "a", session=("other", 1)),
+            envelope("p", 0, noop_event("old"), "a", session=("master", 0)),
+            envelope("p", 0, noop_event("other"), "a", session=("other", 1)),
         ]
     )
     assert result.broadcast == []
@@ -210,7 +171,7 @@ def test_other_sessions_are_ignored() -> None:
     assert master.counters["other_session"] == 2
     assert master.producer_next("p") is None
     assert master.state == clusterstate.CoreState()
-    result = master.ingest([envelope("p", 0, test_event("mine"), "a")])
+    result = master.ingest([envelope("p", 0, noop_event("mine"), "a")])
     assert [event.event.event_id for event in decoded(result.broadcast)] == ["mine"]
 
 
@@ -246,9 +207,9 @@ def test_a_producer_id_is_bound_to_its_node() -> None:
         (b"{}", "malformed"),
         (envelope("p", 0, b'{"Nope": {}}', "a"), "unknown_tag"),
         (envelope("p", 0, b'{"TestEvent": {"event_id": "e", "extra": 1}}', "a"), "malformed"),
-        (envelope("p", 0, test_event("e"), "a").replace(b'"origin_idx": 0', b'"origin_idx": -1'), "malformed"),
-        (envelope("p", 0, test_event("e"), "a")[:-1], "malformed"),
-        (envelope("p", 0, test_event("e"), "a")[:-1] + b', "x": 1}', "malformed"),
+        (envelope("p", 0, noop_event("e"), "a").replace(b'"origin_idx":0', b'"origin_idx":-1'), "malformed"),
+        (envelope("p", 0, noop_event("e"), "a")[:-1], "malformed"),
+        (envelope("p", 0, noop_event("e"), "a")[:-1] + b', "x": 1}', "malformed"),
     ],
 )
 def test_malformed_bytes_are_rejected_and_counted(data: bytes, reason: str) -> None:
@@ -269,10 +230,10 @@ def test_conflicts_and_the_bound_are_rejected() -> None:
     master = MasterCore(SESSION, capacity=4)
     result = master.ingest(
         [
-            envelope("p", 1, test_event("b"), "a"),
-            envelope("p", 1, test_event("B"), "a"),  # a different event at a buffered index
-            envelope("p", 1, test_event("b"), "a"),  # the same one: a duplicate
-            envelope("p", 4, test_event("e"), "a"),  # 4 ahead of 0 with capacity 4
+            envelope("p", 1, noop_event("b"), "a"),
+            envelope("p", 1, noop_event("B"), "a"),  # a different event at a buffered index
+            envelope("p", 1, noop_event("b"), "a"),  # the same one: a duplicate
+            envelope("p", 4, noop_event("e"), "a"),  # 4 ahead of 0 with capacity 4
         ]
     )
     assert result.rejected == [(1, "conflict"), (3, "buffer_full")]
@@ -281,9 +242,9 @@ def test_conflicts_and_the_bound_are_rejected() -> None:
     # Once 0 and 1 are out, the window is 2..5: 4 is taken, 6 is not.
     result = master.ingest(
         [
-            envelope("p", 0, test_event("a"), "a"),
-            envelope("p", 4, test_event("e"), "a"),
-            envelope("p", 6, test_event("g"), "a"),
+            envelope("p", 0, noop_event("a"), "a"),
+            envelope("p", 4, noop_event("e"), "a"),
+            envelope("p", 6, noop_event("g"), "a"),
         ]
     )
     assert len(result.broadcast) == 2
@@ -296,9 +257,9 @@ def test_conflicts_and_the_bound_are_rejected() -> None:
 def test_bad_arguments() -> None:
     master = MasterCore(SESSION)
     with pytest.raises(TypeError):
-        master.ingest([envelope("p", 0, test_event("a"), "a"), "not bytes"])  # type: ignore[list-item]
+        master.ingest([envelope("p", 0, noop_event("a"), "a"), "not bytes"])  # type: ignore[list-item]
     assert master.counters["ingested"] == 0  # nothing was ingested
-    result = master.ingest([bytearray(envelope("p", 0, test_event("a"), "a"))])
+    result = master.ingest([bytearray(envelope("p", 0, noop_event("a"), "a"))])
     assert len(result.broadcast) == 1
     with pytest.raises(clusterstate.DecodeError):
         MasterCore(("master",))  # type: ignore[arg-type]
@@ -360,7 +321,7 @@ def test_every_applied_event_is_logged_in_index_order(tmp_path: Path) -> None:
     with EventLog(tmp_path / "log") as log:
         assert log.read_range_raw(0, log.next_index) == broadcast  # the log holds the broadcast bytes
     with pytest.raises(LogClosedError):
-        master.ingest([envelope("late", 0, test_event("x"), "a")])
+        master.ingest([envelope("late", 0, noop_event("x"), "a")])
     master.close()  # closing twice is a no-op
 
 
@@ -430,7 +391,7 @@ def test_a_reopened_master_continues_the_index_without_a_gap(tmp_path: Path, sna
     assert restarted.next_index == next_index
     assert restarted.producer_next("a/0") is None  # no producer table: a new session, producers re-address
     result = restarted.ingest(
-        [envelope("n/new", i, test_event(f"new{i}"), "n", session=("master", 2)) for i in range(3)]
+        [envelope("n/new", i, noop_event(f"new{i}"), "n", session=("master", 2)) for i in range(3)]
     )
     assert [event.idx for event in decoded(result.broadcast)] == [next_index, next_index + 1, next_index + 2]
     assert restarted.events_since(0, 10_000) == first + result.broadcast
@@ -443,14 +404,14 @@ def test_a_reopened_master_continues_the_index_without_a_gap(tmp_path: Path, sna
 def test_events_resent_after_a_restart_are_not_applied_twice(tmp_path: Path) -> None:
     master = log_master(tmp_path / "log")
     ids = [f"e{i}" for i in range(6)]
-    result = master.ingest([envelope("a/boot", i, test_event(ids[i]), "a") for i in range(5)])
+    result = master.ingest([envelope("a/boot", i, noop_event(ids[i]), "a") for i in range(5)])
     assert len(result.broadcast) == 5  # ... and the master dies before e3's and e4's acknowledgements go out
     master.close()
 
     new_session = ("master", 2)
     restarted = MasterCore(new_session, log=EventLog(tmp_path / "log"), dedup_window=3)
     # The producer re-addresses its unacknowledged e3, e4 (and a new e5) to the new session, renumbered from 0.
-    resent = [envelope("a/boot", n, test_event(ids[3 + n]), "a", session=new_session) for n in range(3)]
+    resent = [envelope("a/boot", n, noop_event(ids[3 + n]), "a", session=new_session) for n in range(3)]
     result = restarted.ingest(resent)
     assert [event.event.event_id for event in decoded(result.broadcast)] == ["e5"]
     assert decoded(result.broadcast)[0].idx == 5
@@ -464,7 +425,7 @@ def test_events_resent_after_a_restart_are_not_applied_twice(tmp_path: Path) -> 
     assert reference.fold(logged) == restarted.state
     # The window is bounded: a resend older than the last `dedup_window` records is not recognised.
     again = MasterCore(("master", 3), log=EventLog(tmp_path / "log"), dedup_window=2)
-    result = again.ingest([envelope("a/boot", 0, test_event("e3"), "a", session=("master", 3))])
+    result = again.ingest([envelope("a/boot", 0, noop_event("e3"), "a", session=("master", 3))])
     assert len(result.broadcast) == 1
     assert again.counters["replayed_duplicates"] == 0
 
@@ -476,7 +437,7 @@ def test_plan_cycle_disconnects_a_node_that_stops_producing(tmp_path: Path) -> N
     disconnected_at = []
     for cycle in range(6):
         # a keeps producing; b has been silent since its first event (index 1).
-        broadcast += master.ingest([envelope("a/0", cycle + 1, test_event(f"a{cycle}"), "a")]).broadcast
+        broadcast += master.ingest([envelope("a/0", cycle + 1, noop_event(f"a{cycle}"), "a")]).broadcast
         result = master.plan_cycle(cycle * 10.0)
         assert len(result.broadcast) == len(result.decisions)
         if result.decisions:
@@ -555,7 +516,7 @@ def test_a_full_disk_leaves_the_master_consistent_with_its_log(tiny_disk: Path) 
     master = MasterCore(SESSION, log=EventLog(mount / "log", create=True))  # fsync on every append
     broadcast: list[bytes] = []
     acknowledged: list[tuple[str, int]] = []
-    sent = [envelope("p", i, test_event(f"{i:04d}" + "x" * 200), "a") for i in range(400)]
+    sent = [envelope("p", i, noop_event(f"{i:04d}" + "x" * 200), "a") for i in range(400)]
     failure = None
     for i in range(0, len(sent), 8):
         try:
@@ -594,7 +555,7 @@ def test_a_full_disk_under_buffered_durability_makes_the_master_let_go_of_its_lo
     # Buffered: records reach the disk only when the 1 MiB write buffer fills, long after they were applied
     # and acknowledged; the write that finds the disk full loses them.
     master = MasterCore(SESSION, log=EventLog(mount / "log", create=True, durability="none"))
-    sent = [envelope("p", i, test_event(f"{i:05d}" + "x" * 200), "a") for i in range(8000)]
+    sent = [envelope("p", i, noop_event(f"{i:05d}" + "x" * 200), "a") for i in range(8000)]
     failure = None
     for i in range(0, len(sent), 100):
         try:

@@ -20,18 +20,11 @@ from hypothesis import strategies as st
 
 import clusterstate
 from clusterstate import CoreState, EventLog, MasterCore, NodeCore, reference
-from clusterstate.models import IndexedEvent, State
-from clusterstate.trace import generate_trace
+from clusterstate.models import State
+from support.envelopes import envelope
+from support.traces import trace
 
-TRACE = {"nodes": 4, "duration_s": 60.0, "seed": 3, "silent_nodes": 1}
 PAGE = 50
-
-
-@functools.cache
-def trace() -> list[IndexedEvent]:
-    events = generate_trace(**TRACE)  # type: ignore[arg-type]
-    assert [event.idx for event in events] == list(range(len(events)))
-    return events
 
 
 @functools.cache
@@ -307,25 +300,15 @@ def test_join_anywhere_then_tail_equals_full_replay(seed: int, k: int) -> None:
     assert node.state == full()
 
 
-def envelope(producer: str, origin_idx: int, event: IndexedEvent, node: str) -> bytes:
-    """A local-event envelope for `MasterCore.ingest` (docs/master.md)."""
-    data = {
-        "origin": producer,
-        "origin_idx": origin_idx,
-        "session": {"master_node_id": "master", "election_clock": 1},
-        "event": json.loads(clusterstate.encode_event(event.event)),
-        "node_id": node,
-    }
-    return json.dumps(data).encode()
-
-
 def test_nodes_follow_a_master_through_a_lossy_broadcast() -> None:
     master = MasterCore(("master", 1))
     counts: dict[str, int] = {}
     wire = []
     for event in trace():
         sender = str(event.origin) if event.origin is not None else "master"
-        wire.append(envelope(f"{sender}/0", counts.setdefault(sender, 0), event, sender))
+        wire.append(
+            envelope(f"{sender}/0", counts.setdefault(sender, 0), clusterstate.encode_event(event.event), sender)
+        )
         counts[sender] += 1
     rng = random.Random(5)
     nodes = [NodeCore(capacity=32) for _ in range(3)]

@@ -7,7 +7,6 @@ order, with the master's State the reference replay of its broadcast. Times are 
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
@@ -18,21 +17,14 @@ from typing import TypeVar
 import pytest
 
 import clusterstate
-from clusterstate import MasterCore, ProducerOutbox, reference
+from clusterstate import MasterCore, ProducerOutbox
 from clusterstate.errors import ClusterStateError, DecodeError, OutboxFullError
-from clusterstate.models import IndexedEvent, NodeId, SessionId, TestEvent
-from clusterstate.trace import generate_trace
-from event_bytes import info_event, test_event
+from clusterstate.models import NodeId, SessionId, TestEvent
+from event_bytes import info_event, noop_event
+from support.envelopes import SESSION, assert_consistent
+from support.traces import trace
 
-SESSION = ("master", 1)
 T = TypeVar("T")
-
-TRACE = {"nodes": 4, "duration_s": 60.0, "seed": 3, "silent_nodes": 1}
-
-
-@functools.cache
-def trace() -> list[IndexedEvent]:
-    return generate_trace(**TRACE)  # type: ignore[arg-type]
 
 
 def outbox(
@@ -45,7 +37,7 @@ def seqs(envelopes: Sequence[bytes]) -> list[int]:
     return [json.loads(envelope)["origin_idx"] for envelope in envelopes]
 
 
-def test_ids(broadcast: Sequence[bytes]) -> list[str]:
+def broadcast_ids(broadcast: Sequence[bytes]) -> list[str]:
     """The `event_id`s of broadcast `TestEvent`s, checking the global indices run 0, 1, 2, ..."""
     events = [clusterstate.decode_indexed_event(line) for line in broadcast]
     assert [event.idx for event in events] == list(range(len(events)))
@@ -54,17 +46,6 @@ def test_ids(broadcast: Sequence[bytes]) -> list[str]:
         assert isinstance(event.event, TestEvent)
         out.append(str(event.event.event_id))
     return out
-
-
-test_ids.__test__ = False  # type: ignore[attr-defined]
-
-
-def assert_consistent(master: MasterCore, broadcast: Sequence[bytes]) -> list[IndexedEvent]:
-    """The master's State is the reference replay of everything it broadcast, indexed 0, 1, 2, ..."""
-    events = [clusterstate.decode_indexed_event(line) for line in broadcast]
-    assert [event.idx for event in events] == list(range(len(events)))
-    assert master.state == reference.fold(events)
-    return events
 
 
 def test_push_numbers_events_into_envelopes() -> None:
@@ -78,7 +59,7 @@ def test_push_numbers_events_into_envelopes() -> None:
         "event": {"TestEvent": {"event_id": "e0"}},
         "node_id": "a",
     }
-    second = box.push(test_event("e1"), now=0.0)
+    second = box.push(noop_event("e1"), now=0.0)
     third = box.push(bytearray(info_event("a")), now=0.0)
     assert seqs([first, second, third]) == [0, 1, 2]
     assert (box.next_seq, box.pending) == (3, 3)
@@ -122,7 +103,7 @@ def test_a_trace_pushed_through_outboxes_is_applied_by_the_master() -> None:
 def test_acknowledgements_remove_and_the_rest_is_ignored() -> None:
     box = outbox()
     for n in range(4):
-        box.push(test_event(f"e{n}"), now=0.0)
+        box.push(noop_event(f"e{n}"), now=0.0)
     assert box.acknowledge([1, 1, 9, -3, 2**70]) == 1
     assert box.acknowledge([("q", 0), ("p", 2), ("q", 3)]) == 1
     assert box.pending == 2
@@ -146,8 +127,8 @@ def test_acknowledgements_remove_and_the_rest_is_ignored() -> None:
 
 def test_resend_is_by_age_with_backoff() -> None:
     box = outbox(resend_after_s=2.0, max_resend_after_s=5.0)
-    e0 = box.push(test_event("e0"), now=10.0)
-    e1 = box.push(test_event("e1"), now=11.0)
+    e0 = box.push(noop_event("e0"), now=10.0)
+    e1 = box.push(noop_event("e1"), now=11.0)
     assert box.due(11.9) == []
     assert box.due(12.0) == [e0]  # e0 is 2 s old, e1 only 1 s
     assert box.due(13.0) == [e1]  # e1 2 s old; e0 resent 1 s ago, next after 4 s
@@ -165,7 +146,7 @@ def test_resend_is_by_age_with_backoff() -> None:
 def test_the_master_reports_a_gap_and_the_outbox_resends_it_at_once() -> None:
     master = MasterCore(SESSION)
     box = outbox(resend_after_s=2.0, max_resend_after_s=5.0)
-    e0, e1, e2 = (box.push(test_event(f"e{i}"), now=0.0) for i in range(3))
+    e0, e1, e2 = (box.push(noop_event(f"e{i}"), now=0.0) for i in range(3))
     result = master.ingest([e2, e1])  # e0 lost
     assert (result.broadcast, result.acknowledged, result.missing) == ([], [], [("p", 0, 2)])
     assert box.resend_missing([("q", 0, 2)], now=0.1) == []  # another producer's report
@@ -174,7 +155,7 @@ def test_the_master_reports_a_gap_and_the_outbox_resends_it_at_once() -> None:
     assert box.resend_missing(result.missing, now=0.2, session=SESSION) == []  # answered already
     result = master.ingest([e0])
     assert result.missing == []
-    assert test_ids(result.broadcast) == ["e0", "e1", "e2"]
+    assert broadcast_ids(result.broadcast) == ["e0", "e1", "e2"]
     assert box.acknowledge(result.acknowledged) == 3
     assert (box.counters["resent_missing"], box.counters["resent"]) == (1, 0)
     with pytest.raises(TypeError, match="missing report 1"):
@@ -183,7 +164,7 @@ def test_the_master_reports_a_gap_and_the_outbox_resends_it_at_once() -> None:
 
 def test_a_bad_clock_counts_as_no_time_passed() -> None:
     box = outbox(resend_after_s=2.0)
-    e0 = box.push(test_event("e0"), now=100.0)
+    e0 = box.push(noop_event("e0"), now=100.0)
     assert box.due(math.nan) == []
     assert box.due(math.inf) == []
     assert box.due(50.0) == []  # backwards
@@ -196,16 +177,16 @@ def test_a_bad_clock_counts_as_no_time_passed() -> None:
 
 def test_a_full_outbox_refuses_and_changes_nothing() -> None:
     box = outbox(capacity=2, resend_after_s=1.0)
-    e0 = box.push(test_event("e0"), now=0.0)
-    e1 = box.push(test_event("e1"), now=0.0)
+    e0 = box.push(noop_event("e0"), now=0.0)
+    e1 = box.push(noop_event("e1"), now=0.0)
     with pytest.raises(OutboxFullError) as info:
-        box.push(test_event("e2"), now=0.5)
+        box.push(noop_event("e2"), now=0.5)
     assert isinstance(info.value, ClusterStateError)
     assert info.value.capacity == 2
     assert (box.next_seq, box.pending, box.counters["pushed"], box.counters["refused_full"]) == (2, 2, 2, 1)
     assert box.due(1.0) == [e0, e1]  # the refused push was not kept
     box.acknowledge([0])
-    assert seqs([box.push(test_event("e2"), now=1.0)]) == [2]
+    assert seqs([box.push(noop_event("e2"), now=1.0)]) == [2]
 
 
 def test_bad_arguments() -> None:
@@ -235,9 +216,9 @@ def test_bad_arguments() -> None:
 def test_retarget_sends_every_pending_event_once_to_a_new_master() -> None:
     box = outbox()
     old = MasterCore(SESSION)
-    sent = [box.push(test_event(f"e{n}"), now=0.0) for n in range(5)]
+    sent = [box.push(noop_event(f"e{n}"), now=0.0) for n in range(5)]
     result = old.ingest(sent[:3])
-    assert test_ids(result.broadcast) == ["e0", "e1", "e2"]
+    assert broadcast_ids(result.broadcast) == ["e0", "e1", "e2"]
     box.acknowledge(result.acknowledged[:1])  # the acknowledgements of e1 and e2 are lost
     assert box.retarget(SESSION) == []  # the same session: nothing to do
 
@@ -248,7 +229,7 @@ def test_retarget_sends_every_pending_event_once_to_a_new_master() -> None:
         json.loads(envelope)["session"] == {"master_node_id": "master-2", "election_clock": 2} for envelope in resent
     )
     assert box.next_seq == 4
-    assert seqs([box.push(test_event("e5"), now=0.0)]) == [4]
+    assert seqs([box.push(noop_event("e5"), now=0.0)]) == [4]
     # The old master's late acknowledgements of its numbers must not remove the renumbered envelopes.
     assert box.acknowledge(result.acknowledged, session=SESSION) == 0
     assert box.pending == 5
@@ -260,7 +241,7 @@ def test_retarget_sends_every_pending_event_once_to_a_new_master() -> None:
         assert outcome.rejected == []
         broadcast += outcome.broadcast
         box.acknowledge(outcome.acknowledged, session=new.session)
-    assert test_ids(broadcast) == ["e1", "e2", "e3", "e4", "e5"]
+    assert broadcast_ids(broadcast) == ["e1", "e2", "e3", "e4", "e5"]
     assert_consistent(new, broadcast)
     assert box.pending == 0
     assert box.counters["retargeted"] == 4
@@ -272,16 +253,16 @@ def test_a_restarted_producer_is_not_confused_with_the_old_one() -> None:
     old_id = ProducerOutbox.new_producer_id("a")
     assert old_id.startswith("a/")
     old = outbox(old_id)
-    result = master.ingest([old.push(test_event(f"old{n}"), now=0.0) for n in range(3)])
+    result = master.ingest([old.push(noop_event(f"old{n}"), now=0.0) for n in range(3)])
     broadcast = list(result.broadcast)
     # Restarted before the acknowledgements arrived: a new id, numbering from 0 again.
     new_id = ProducerOutbox.new_producer_id("a")
     assert new_id != old_id
     new = outbox(new_id)
-    result = master.ingest([new.push(test_event(f"new{n}"), now=0.0) for n in range(2)])
+    result = master.ingest([new.push(noop_event(f"new{n}"), now=0.0) for n in range(2)])
     assert result.rejected == []
     broadcast += result.broadcast
-    assert test_ids(broadcast) == ["old0", "old1", "old2", "new0", "new1"]
+    assert broadcast_ids(broadcast) == ["old0", "old1", "old2", "new0", "new1"]
     assert new.acknowledge(result.acknowledged) == 2
     assert master.producer_next(new_id) == 2
     assert master.producer_next(old_id) == 3

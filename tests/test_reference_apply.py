@@ -22,13 +22,11 @@ from clusterstate.errors import ClusterStateError, EventIndexError
 from clusterstate.models import (
     ChunkGenerated,
     CommandId,
-    Connection,
     DiskUsage,
     DownloadCompleted,
     DownloadOngoing,
     DownloadPending,
     Event,
-    EventId,
     Host,
     IndexedEvent,
     InputChunkReceived,
@@ -44,7 +42,6 @@ from clusterstate.models import (
     MiscData,
     MlxRingInstance,
     ModelId,
-    Multiaddr,
     NetworkInterfaceInfo,
     NodeConfig,
     NodeDisconnected,
@@ -54,7 +51,6 @@ from clusterstate.models import (
     NodeId,
     NodeNetworkInterfaces,
     NodeTimedOut,
-    RDMAConnection,
     RdmaCtlStatus,
     RunnerDeleted,
     RunnerFailed,
@@ -64,7 +60,6 @@ from clusterstate.models import (
     RunnerShutdown,
     RunnerStatusUpdated,
     ShardAssignments,
-    SocketConnection,
     State,
     StaticNodeInformation,
     SystemPerformanceProfile,
@@ -76,8 +71,6 @@ from clusterstate.models import (
     TaskStatusUpdated,
     TestEvent,
     TextGeneration,
-    ThunderboltBridgeInfo,
-    ThunderboltBridgeStatus,
     ThunderboltConnection,
     ThunderboltIdentifier,
     TopologyEdgeCreated,
@@ -87,6 +80,7 @@ from clusterstate.models import (
     TracesMerged,
 )
 from clusterstate.reference import apply, fold
+from support.reducer import bridge, disconnect, gathered, link, socket, step, steps, without_idx
 
 A = NodeId("node-a")
 B = NodeId("node-b")
@@ -129,21 +123,6 @@ ALL_EVENT_KINDS = (
 # --- fixture builders ---
 
 
-def step(state: State, event: Event, origin: NodeId | None = None) -> State:
-    """Apply ``event`` as the next indexed event."""
-    return apply(state, IndexedEvent(idx=state.last_event_applied_idx + 1, origin=origin, event=event))
-
-
-def steps(state: State, *events: Event, origin: NodeId | None = None) -> State:
-    for event in events:
-        state = step(state, event, origin)
-    return state
-
-
-def gathered(node: NodeId, info: Any) -> NodeGatheredInfo:
-    return NodeGatheredInfo(event_id=EventId(f"info-{node}"), node_id=node, info=info)
-
-
 def memory(ram_total: int, ram_available: int, swap_total: int = 0, swap_available: int = 0) -> MemoryUsage:
     return MemoryUsage(
         ram_total=Memory(in_bytes=ram_total),
@@ -178,20 +157,6 @@ def tb_conns(*links: tuple[str, str]) -> MacThunderboltConnections:
     return MacThunderboltConnections(
         conns=[ThunderboltConnection(source_uuid=source, sink_uuid=sink) for source, sink in links]
     )
-
-
-def bridge(enabled: bool) -> ThunderboltBridgeInfo:
-    return ThunderboltBridgeInfo(
-        status=ThunderboltBridgeStatus(enabled=enabled, exists=True, service_name="Thunderbolt Bridge")
-    )
-
-
-def socket(ip: str) -> SocketConnection:
-    return SocketConnection(sink_multiaddr=Multiaddr(address=f"/ip4/{ip}/tcp/52415"))
-
-
-def link(source: NodeId, sink: NodeId, edge: SocketConnection | RDMAConnection) -> Connection:
-    return Connection(source=source, sink=sink, edge=edge)
 
 
 def text_task(task_id: TaskId, status: Any = "Pending") -> TextGeneration:
@@ -249,12 +214,6 @@ def trace() -> TraceEventData:
 
 def dump(state: State) -> dict[str, Any]:
     return state.model_dump(mode="json")
-
-
-def without_idx(state: State) -> dict[str, Any]:
-    dumped = dump(state)
-    del dumped["last_event_applied_idx"]
-    return dumped
 
 
 def assert_only_idx_changed(before: State, after: State) -> None:
@@ -812,10 +771,6 @@ def test_thunderbolt_bridge_info_overwrites() -> None:
 # ====================================================================================
 # NodeDisconnected / legacy NodeTimedOut
 # ====================================================================================
-
-
-def disconnect(node: NodeId) -> NodeDisconnected:
-    return NodeDisconnected(node_id=node, last_index=None, stale_cycles=3)
 
 
 @pytest.mark.parametrize("make_event", [disconnect, lambda node: NodeTimedOut(node_id=node)], ids=["new", "legacy"])

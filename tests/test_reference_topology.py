@@ -11,11 +11,8 @@ from typing import Any
 import pytest
 
 from clusterstate.models import (
-    Connection,
-    IndexedEvent,
     MacThunderboltConnections,
     MacThunderboltIdentifiers,
-    Multiaddr,
     NetworkInterfaceInfo,
     NodeDisconnected,
     NodeGatheredInfo,
@@ -25,7 +22,6 @@ from clusterstate.models import (
     RDMAConnection,
     SocketConnection,
     State,
-    ThunderboltBridgeInfo,
     ThunderboltBridgeStatus,
     ThunderboltConnection,
     ThunderboltIdentifier,
@@ -33,7 +29,8 @@ from clusterstate.models import (
     TopologyEdgeCreated,
     TopologyEdgeDeleted,
 )
-from clusterstate.reference import apply, thunderbolt_bridge_cycles
+from clusterstate.reference import thunderbolt_bridge_cycles
+from support.reducer import bridge, disconnect, gathered, link, socket, step, steps, without_idx
 
 A = NodeId("node-a")
 B = NodeId("node-b")
@@ -43,24 +40,6 @@ G = NodeId("node-ghost")
 
 
 # --- fixture builders ---
-
-
-def step(state: State, event: Any, origin: NodeId | None = None) -> State:
-    return apply(state, IndexedEvent(idx=state.last_event_applied_idx + 1, origin=origin, event=event))
-
-
-def steps(state: State, *events: Any) -> State:
-    for event in events:
-        state = step(state, event)
-    return state
-
-
-def gathered(node: NodeId, info: Any) -> NodeGatheredInfo:
-    return NodeGatheredInfo(node_id=node, info=info)
-
-
-def socket(ip: str, port: int = 52415) -> SocketConnection:
-    return SocketConnection(sink_multiaddr=Multiaddr(address=f"/ip4/{ip}/tcp/{port}"))
 
 
 def socket_json(ip: str, port: int = 52415) -> dict[str, Any]:
@@ -75,10 +54,6 @@ def rdma(source_iface: str, sink_iface: str) -> RDMAConnection:
 
 def rdma_json(source_iface: str, sink_iface: str) -> dict[str, Any]:
     return {"source_rdma_iface": source_iface, "sink_rdma_iface": sink_iface}
-
-
-def link(source: NodeId, sink: NodeId, edge: SocketConnection | RDMAConnection) -> Connection:
-    return Connection(source=source, sink=sink, edge=edge)
 
 
 def created(source: NodeId, sink: NodeId, edge: SocketConnection | RDMAConnection) -> TopologyEdgeCreated:
@@ -106,9 +81,8 @@ def cables(node: NodeId, *pairs: tuple[str, str]) -> NodeGatheredInfo:
     )
 
 
-def bridge(node: NodeId, enabled: bool) -> NodeGatheredInfo:
-    status = ThunderboltBridgeStatus(enabled=enabled, exists=True, service_name="Thunderbolt Bridge")
-    return gathered(node, ThunderboltBridgeInfo(status=status))
+def bridge_sample(node: NodeId, enabled: bool) -> NodeGatheredInfo:
+    return gathered(node, bridge(enabled))
 
 
 def interfaces(node: NodeId, *ifaces: tuple[str, str, Any]) -> NodeGatheredInfo:
@@ -118,19 +92,9 @@ def interfaces(node: NodeId, *ifaces: tuple[str, str, Any]) -> NodeGatheredInfo:
     return gathered(node, info)
 
 
-def disconnect(node: NodeId) -> NodeDisconnected:
-    return NodeDisconnected(node_id=node, last_index=None, stale_cycles=3)
-
-
 def connections(state: State) -> dict[str, Any]:
     result: dict[str, Any] = state.model_dump(mode="json")["topology"]["connections"]
     return result
-
-
-def without_idx(state: State) -> dict[str, Any]:
-    dumped = state.model_dump(mode="json")
-    del dumped["last_event_applied_idx"]
-    return dumped
 
 
 # ====================================================================================
@@ -358,7 +322,7 @@ def test_uuid_claimed_twice_belongs_to_the_smaller_node_id() -> None:
 
 
 def bridged(*nodes: NodeId) -> State:
-    return steps(State(), *(bridge(node, True) for node in nodes))
+    return steps(State(), *(bridge_sample(node, True) for node in nodes))
 
 
 def rdma_pair(source: NodeId, sink: NodeId) -> TopologyEdgeCreated:
@@ -402,12 +366,12 @@ def test_open_chain_is_no_cycle() -> None:
 
 @pytest.mark.parametrize("enabled", [(), (A,)], ids=["none", "one"])
 def test_fewer_than_two_enabled_gives_no_cycles(enabled: tuple[NodeId, ...]) -> None:
-    state = steps(State(), *(bridge(node, node in enabled) for node in (A, B)), rdma_pair(A, B), rdma_pair(B, A))
+    state = steps(State(), *(bridge_sample(node, node in enabled) for node in (A, B)), rdma_pair(A, B), rdma_pair(B, A))
     assert state.thunderbolt_bridge_cycles == []
 
 
 def test_loop_through_a_disabled_node_does_not_count() -> None:
-    state = steps(State(), bridge(A, True), bridge(B, True), bridge(C, False))
+    state = steps(State(), bridge_sample(A, True), bridge_sample(B, True), bridge_sample(C, False))
     state = steps(state, rdma_pair(A, C), rdma_pair(C, B), rdma_pair(B, A))
     assert state.thunderbolt_bridge_cycles == []
 
@@ -430,16 +394,16 @@ def test_socket_edges_count_only_over_thunderbolt_interfaces_of_enabled_nodes() 
 def test_thunderbolt_ip_of_a_disabled_node_does_not_count() -> None:
     state = steps(
         State(),
-        bridge(A, True),
-        bridge(B, True),
-        bridge(C, False),
+        bridge_sample(A, True),
+        bridge_sample(B, True),
+        bridge_sample(C, False),
         interfaces(B, ("en0", "10.0.0.2", "ethernet")),
         interfaces(C, ("bridge0", "10.0.0.2", "thunderbolt")),  # same address, typed thunderbolt on C
         created(A, B, socket("10.0.0.2")),
         rdma_pair(B, A),
     )
     assert state.thunderbolt_bridge_cycles == []
-    state = step(state, bridge(C, True))  # now 10.0.0.2 is a thunderbolt IP of an enabled node
+    state = step(state, bridge_sample(C, True))  # now 10.0.0.2 is a thunderbolt IP of an enabled node
     assert state.thunderbolt_bridge_cycles == [[A, B]]
 
 
@@ -466,11 +430,11 @@ def test_rdma_edges_from_cable_reports_count() -> None:
 
 
 def test_recomputed_on_bridge_status_flip() -> None:
-    state = steps(State(), bridge(A, True), bridge(B, False), rdma_pair(A, B), rdma_pair(B, A))
+    state = steps(State(), bridge_sample(A, True), bridge_sample(B, False), rdma_pair(A, B), rdma_pair(B, A))
     assert state.thunderbolt_bridge_cycles == []
-    state = step(state, bridge(B, True))
+    state = step(state, bridge_sample(B, True))
     assert state.thunderbolt_bridge_cycles == [[A, B]]
-    state = step(state, bridge(A, False))
+    state = step(state, bridge_sample(A, False))
     assert state.thunderbolt_bridge_cycles == []
 
 
@@ -521,7 +485,7 @@ def test_a_rejoining_node_needs_a_new_bridge_report() -> None:
     assert state.thunderbolt_bridge_cycles == []
     state = steps(state, rdma_pair(A, B), rdma_pair(B, A))  # B is back in the topology, its bridge status is gone
     assert state.thunderbolt_bridge_cycles == []
-    state = step(state, bridge(B, True))
+    state = step(state, bridge_sample(B, True))
     assert state.thunderbolt_bridge_cycles == [[A, B]]
 
 
@@ -543,7 +507,7 @@ EDGES_OF_A_FOUR_NODE_CLUSTER = [
     ids=["forward", "backward", "shuffled"],
 )
 def test_cycles_are_canonical_whatever_the_arrival_order(order: list[int]) -> None:
-    state = steps(State(), *(bridge(node, True) for node in (D, B, C, A)))
+    state = steps(State(), *(bridge_sample(node, True) for node in (D, B, C, A)))
     for position in order:
         source, sink = EDGES_OF_A_FOUR_NODE_CLUSTER[position]
         state = step(state, rdma_pair(source, sink))

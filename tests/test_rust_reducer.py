@@ -94,11 +94,13 @@ def event_streams(draw: st.DrawFn) -> list[IndexedEvent]:
     return _stream(events, origins)
 
 
+@pytest.mark.slow
 @given(event_streams())
 def test_generated_streams_give_equal_states_after_every_event(events: list[IndexedEvent]) -> None:
     fold_both(events)
 
 
+@pytest.mark.slow
 @given(event_streams(), st.data())
 def test_wrong_indices_raise_the_same_error_and_change_nothing(events: list[IndexedEvent], data: st.DataObject) -> None:
     rust, ref = fold_both(events)

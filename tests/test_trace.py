@@ -211,7 +211,7 @@ def test_monitor_rates_match_their_intervals() -> None:
         "macmon": "MacmonMetrics",
         "memory": "MemoryUsage",
         "thunderbolt": "MacThunderboltIdentifiers",
-        "bridge": "ThunderboltBridgeInfo",
+        "thunderbolt_bridge": "ThunderboltBridgeInfo",
         "rdma_ctl": "RdmaCtlStatus",
         "network": "NodeNetworkInterfaces",
         "disk": "NodeDiskUsage",

@@ -2,7 +2,7 @@
 
 Each function here builds an argparse ``type=``: argparse calls it on the text the user typed and
 reports an :class:`argparse.ArgumentTypeError` as one line naming the flag as typed, e.g.
-``clusterstate demo: argument --seconds: must be a finite number in (0, 600], not 'inf'``.
+``clusterstate demo: argument --duration: must be a finite number in (0, 600], not 'inf'``.
 
 Example:
     >>> parser = argparse.ArgumentParser()
@@ -18,9 +18,9 @@ import math
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TypeAlias, TypeVar
 
-__all__ = ["OneLineParser", "config_dir", "existing_dir", "number", "writable_dir"]
+__all__ = ["MAX_SEED", "OneLineParser", "Subcommands", "config_dir", "existing_dir", "number", "seed", "writable_dir"]
 
 N = TypeVar("N", int, float)
 
@@ -33,6 +33,10 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[OneLineParser]"
+"""What ``OneLineParser.add_subparsers`` returns: each of its subparsers is a :class:`OneLineParser` too."""
 
 
 def number(kind: type[N], low: N, high: N, *, low_open: bool = False) -> Callable[[str], N]:
@@ -55,6 +59,12 @@ def number(kind: type[N], low: N, high: N, *, low_open: bool = False) -> Callabl
 
 def _show(bound: float) -> str:
     return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
+
+MAX_SEED = 2**63 - 1
+"""The largest seed a command takes."""
+seed = number(int, 0, MAX_SEED)
+"""A flag type for a seed, 0 to :data:`MAX_SEED`."""
 
 
 def existing_dir(text: str) -> Path:

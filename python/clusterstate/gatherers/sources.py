@@ -69,6 +69,7 @@ __all__ = [
     "CommandRunner",
     "GathererSettings",
     "Schedule",
+    "default_interval_s",
     "default_monitors",
     "disk_usage",
     "memory_usage",
@@ -102,7 +103,21 @@ DEFAULT_SCHEDULES: Mapping[str, Schedule] = {
     "disk": Schedule(30.0, 5.0),
     "node_config": Schedule(None, 5.0),
 }
-"""exo's rates, by monitor name."""
+"""exo's rates, by monitor name: the one table of them (the trace generator and the liveness simulation run their
+simulated monitors at these intervals too)."""
+
+
+def default_interval_s(name: str) -> float:
+    """Seconds between two samples of the repeating monitor ``name`` at exo's rate (:data:`DEFAULT_SCHEDULES`).
+
+    Raises:
+        KeyError: no monitor has that name.
+        ValueError: the monitor samples only once.
+    """
+    interval = DEFAULT_SCHEDULES[name].interval_s
+    if interval is None:
+        raise ValueError(f"{name} samples once, it has no interval")
+    return interval
 
 
 def _default_models_dir() -> Path:

@@ -4,7 +4,8 @@ Simulated time only (nothing sleeps): a cluster of nodes sending events at exo's
 with injected faults (slow or stalled gatherers, skewed clocks, crashes, partitions, master stalls
 and pauses, re-elections, restarts, flapping), and three liveness detectors run side by side on the
 same event stream: exo's wall-clock ``last_seen`` timeout, the first event-index proposal, and
-clusterstate's :class:`clusterstate.StalenessTracker`.
+clusterstate's :class:`clusterstate.StalenessTracker`. The event stream is built by :mod:`.stream`;
+realistic traces of a whole cluster's State (for tests and benchmarks) are :mod:`clusterstate.trace`'s.
 
 Example:
     >>> from clusterstate.simulation import SimulationConfig, simulate
@@ -13,10 +14,10 @@ Example:
     0
 """
 
-from .cluster import Delivery, Stream, build_stream, node_id
 from .detectors import Detector, FirstProposalDetector, TrackerDetector, WallClockDetector
 from .runner import DETECTORS, DetectorResult, ScenarioResult, SimulationConfig, run_scenario, simulate
 from .scenarios import MIN_NODES, Outage, Scenario, default_scenarios
+from .stream import Delivery, Stream, build_stream, node_id
 
 __all__ = [
     "DETECTORS",

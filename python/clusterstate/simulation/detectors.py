@@ -28,7 +28,7 @@ import clusterstate
 from clusterstate import CoreState, StalenessTracker
 from clusterstate.models import NodeDisconnected, NodeId
 
-from .cluster import Delivery, node_id
+from .stream import Delivery, node_id
 
 __all__ = ["Detector", "FirstProposalDetector", "TrackerDetector", "WallClockDetector"]
 

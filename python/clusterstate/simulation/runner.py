@@ -19,9 +19,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .cluster import Stream, build_stream
 from .detectors import Detector, FirstProposalDetector, TrackerDetector, WallClockDetector
 from .scenarios import MIN_NODES, Scenario, default_scenarios
+from .stream import Stream, build_stream
 
 __all__ = ["DETECTORS", "DetectorResult", "ScenarioResult", "SimulationConfig", "run_scenario", "simulate"]
 

@@ -4,7 +4,9 @@ A trace is the global event stream a master would index for a cluster of Mac Stu
 boxes: each node's hardware monitors at exo's rates, reachability sweeps building the socket
 mesh, Thunderbolt cables that become RDMA edges, model instances with their runners, tasks,
 downloads and token streams, and nodes that crash (and rejoin) with the master declaring them
-disconnected. The same config always gives the same trace, byte for byte once encoded.
+disconnected. The same config always gives the same trace, byte for byte once encoded. The
+discrete-event engine behind it is :mod:`.engine`. (:mod:`clusterstate.simulation` is the other
+simulator: fault scenarios scoring liveness detectors, with lighter payloads.)
 
 Example:
     >>> from clusterstate.trace import generate_trace

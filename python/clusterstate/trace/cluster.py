@@ -1,6 +1,6 @@
 """The static side of a trace: which machines exist, how they are cabled, where work goes and
 who crashes when. Everything here is decided up front from the config; the simulation
-(:mod:`clusterstate.trace.sim`) then plays it out.
+(:mod:`clusterstate.trace.engine`) then plays it out.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from clusterstate.models import (
     TaggedJson,
 )
 
+from .engine import NodeRuntime, Sim
 from .payloads import ModelSpec, download_progress, full_shard
-from .sim import NodeRuntime, Sim
 
 __all__ = ["add_to_disk", "download", "shard_key", "start_coordinator"]
 

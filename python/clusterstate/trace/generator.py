@@ -13,11 +13,11 @@ from clusterstate.models import IndexedEvent, NodeId
 from .cluster import cluster_spec
 from .config import TraceConfig
 from .downloads import add_to_disk, start_coordinator
+from .engine import NodeRuntime, Progress, Sim
 from .master import Master
 from .monitors import start_monitors
 from .network import start_sweeps
 from .payloads import model_spec
-from .sim import NodeRuntime, Progress, Sim
 
 __all__ = ["generate", "generate_trace", "iter_trace", "node_ids"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from clusterstate.models import NodeDisconnected, NodeId
 
-from .sim import Sim
+from .engine import Sim
 from .workload import InstanceRun
 
 __all__ = ["Master"]

@@ -1,16 +1,17 @@
 """Each node's info gatherer: one loop per monitor at exo's rates.
 
-A monitor samples, emits one ``NodeGatheredInfo`` per sample, then sleeps its interval, so its
-period is the interval plus the time the sample took (system_profiler takes a while; macmon
-streams every 1000 ms). Each loop starts with a seeded delay after boot, so nodes and monitors
-are out of phase as in a real cluster.
+A monitor samples, emits one ``NodeGatheredInfo`` per sample, then sleeps its interval (exo's, from
+:data:`clusterstate.gatherers.DEFAULT_SCHEDULES`), so its period is the interval plus the time the
+sample took (system_profiler takes a while; macmon streams every 1000 ms). Each loop starts with a
+seeded delay after boot, so nodes and monitors are out of phase as in a real cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from clusterstate.gatherers import default_interval_s
 from clusterstate.models import (
     DiskUsage,
     GatheredInfo,
@@ -31,7 +32,7 @@ from clusterstate.models import (
     ThunderboltBridgeStatus,
 )
 
-from .sim import NodeRuntime, Sim
+from .engine import NodeRuntime, Sim
 
 __all__ = ["LINUX_MONITORS", "MAC_MONITORS", "Monitor", "start_monitors"]
 
@@ -41,13 +42,18 @@ _GIB = 1024 * _MIB
 
 @dataclass(frozen=True)
 class Monitor:
-    """One gatherer loop: what it samples and how often."""
+    """One gatherer loop: what it samples, how long a sample takes, and (from its name) how often."""
 
     name: str
-    interval_s: float
+    """The real monitor's name in :data:`clusterstate.gatherers.DEFAULT_SCHEDULES`."""
     sample_s: tuple[float, float]
     """Range of the time one sample takes, added to the interval."""
     sample: Callable[[Sim, NodeRuntime], Sequence[GatheredInfo]]
+    interval_s: float = field(init=False)
+    """exo's interval of the monitor ``name``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interval_s", default_interval_s(self.name))
 
 
 def _memory(node: NodeRuntime) -> MemoryUsage:
@@ -153,16 +159,16 @@ def _once_config(sim: Sim, node: NodeRuntime) -> Sequence[GatheredInfo]:
     return [NodeConfig()]
 
 
-_NETWORK = Monitor("network", 10.0, (0.01, 0.06), _network)
-_DISK = Monitor("disk", 30.0, (0.0, 0.01), _disk)
-_MISC = Monitor("misc", 60.0, (0.005, 0.05), _misc)
-_STATIC = Monitor("static", 60.0, (0.2, 0.6), _static)
+_NETWORK = Monitor("network", (0.01, 0.06), _network)
+_DISK = Monitor("disk", (0.0, 0.01), _disk)
+_MISC = Monitor("misc", (0.005, 0.05), _misc)
+_STATIC = Monitor("static", (0.2, 0.6), _static)
 
 MAC_MONITORS: tuple[Monitor, ...] = (
-    Monitor("macmon", 1.0, (-0.004, 0.004), _macmon),
-    Monitor("thunderbolt", 5.0, (0.3, 0.8), _thunderbolt),
-    Monitor("bridge", 10.0, (0.05, 0.2), _bridge),
-    Monitor("rdma_ctl", 10.0, (0.01, 0.04), _rdma_ctl),
+    Monitor("macmon", (-0.004, 0.004), _macmon),
+    Monitor("thunderbolt", (0.3, 0.8), _thunderbolt),
+    Monitor("thunderbolt_bridge", (0.05, 0.2), _bridge),
+    Monitor("rdma_ctl", (0.01, 0.04), _rdma_ctl),
     _NETWORK,
     _DISK,
     _MISC,
@@ -171,7 +177,7 @@ MAC_MONITORS: tuple[Monitor, ...] = (
 """A Mac with macmon and rdma_ctl installed."""
 
 LINUX_MONITORS: tuple[Monitor, ...] = (
-    Monitor("memory", 1.0, (0.0005, 0.002), _psutil_memory),
+    Monitor("memory", (0.0005, 0.002), _psutil_memory),
     _NETWORK,
     _DISK,
     _MISC,

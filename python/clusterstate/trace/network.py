@@ -21,7 +21,7 @@ from clusterstate.models import (
     TopologyEdgeDeleted,
 )
 
-from .sim import NodeRuntime, Sim, SweepMemo
+from .engine import NodeRuntime, Sim, SweepMemo
 
 __all__ = ["API_PORT", "reachable", "start_sweeps"]
 

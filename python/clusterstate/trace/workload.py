@@ -61,9 +61,9 @@ from clusterstate.models import (
 
 from .cluster import Placement
 from .downloads import download
+from .engine import NodeRuntime, Sim
 from .payloads import ShardKind, model_spec, shard_bytes, shard_metadata, text_generation_params, token_chunk
 from .rand import derive_rng
-from .sim import NodeRuntime, Sim
 
 __all__ = ["InstanceRun"]
 

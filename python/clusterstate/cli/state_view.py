@@ -1,7 +1,7 @@
 """Rendering a cluster State for people, with rich: a table of nodes and a one-line summary.
 
-Kept apart from the CLI so that every command (and a future live view) shows a State the same
-way. Nothing here changes or derives State; it only reads it.
+Kept apart from any one command so that every command that shows a State (``demo``, a live view)
+shows it the same way. Nothing here changes or derives State; it only reads it.
 """
 
 from __future__ import annotations

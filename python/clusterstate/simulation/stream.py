@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import JsonValue
 
+from clusterstate.gatherers import default_interval_s
 from clusterstate.models import (
     ChunkGenerated,
     CommandId,
@@ -86,28 +87,35 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Monitor:
+    """One gatherer loop: the infos each sample sends, how long a sample takes, and (from its name) how often."""
+
     name: str
-    interval_s: float
+    """The real monitor's name in :data:`clusterstate.gatherers.DEFAULT_SCHEDULES`."""
     sample_s: tuple[float, float]
     infos: tuple[str, ...]
+    interval_s: float = field(init=False)
+    """exo's interval of the monitor ``name``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interval_s", default_interval_s(self.name))
 
 
 _MAC = (
-    Monitor("macmon", 1.0, (0.0, 0.0), ("macmon",)),
-    Monitor("thunderbolt", 5.0, (0.5, 2.0), ("tb_idents", "tb_conns")),
-    Monitor("bridge", 10.0, (0.05, 0.2), ("bridge",)),
-    Monitor("rdma", 10.0, (0.01, 0.05), ("rdma",)),
-    Monitor("interfaces", 10.0, (0.01, 0.1), ("interfaces",)),
-    Monitor("disk", 30.0, (0.0, 0.01), ("disk",)),
-    Monitor("misc", 60.0, (0.01, 0.05), ("misc",)),
-    Monitor("static", 60.0, (0.3, 1.0), ("static",)),
+    Monitor("macmon", (0.0, 0.0), ("macmon",)),
+    Monitor("thunderbolt", (0.5, 2.0), ("tb_idents", "tb_conns")),
+    Monitor("thunderbolt_bridge", (0.05, 0.2), ("bridge",)),
+    Monitor("rdma_ctl", (0.01, 0.05), ("rdma",)),
+    Monitor("network", (0.01, 0.1), ("interfaces",)),
+    Monitor("disk", (0.0, 0.01), ("disk",)),
+    Monitor("misc", (0.01, 0.05), ("misc",)),
+    Monitor("static", (0.3, 1.0), ("static",)),
 )
 _LINUX = (
-    Monitor("memory", 1.0, (0.0, 0.01), ("memory",)),
-    Monitor("interfaces", 10.0, (0.01, 0.1), ("interfaces",)),
-    Monitor("disk", 30.0, (0.0, 0.01), ("disk",)),
-    Monitor("misc", 60.0, (0.01, 0.05), ("misc",)),
-    Monitor("static", 60.0, (0.3, 1.0), ("static",)),
+    Monitor("memory", (0.0, 0.01), ("memory",)),
+    Monitor("network", (0.01, 0.1), ("interfaces",)),
+    Monitor("disk", (0.0, 0.01), ("disk",)),
+    Monitor("misc", (0.01, 0.05), ("misc",)),
+    Monitor("static", (0.3, 1.0), ("static",)),
 )
 
 

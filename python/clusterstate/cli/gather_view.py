@@ -1,14 +1,20 @@
-"""This machine's samples for people: one row per monitor, what it last saw and how it is doing."""
+"""This machine's samples for people: one row per monitor, what it last saw and how it is doing, refreshing in place
+while the monitors run (``clusterstate gather``)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
+import anyio
 from rich import box
+from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from clusterstate.display import format_bytes
+from clusterstate.gatherers import Gatherer, GathererSettings, Monitor, MonitorStatus, default_monitors
+from clusterstate.gatherers.local import local_node_id
 from clusterstate.models import (
     GatheredInfo,
     MacmonMetrics,
@@ -18,15 +24,16 @@ from clusterstate.models import (
     MiscData,
     NodeConfig,
     NodeDiskUsage,
+    NodeId,
     NodeNetworkInterfaces,
     RdmaCtlStatus,
     StaticNodeInformation,
     ThunderboltBridgeInfo,
 )
 
-from .monitor import Monitor, MonitorStatus
+from .state_view import format_bytes
 
-__all__ = ["describe", "samples_table"]
+__all__ = ["describe", "run_live", "samples_table"]
 
 _SHOWN_ADDRESSES = 3
 
@@ -104,3 +111,28 @@ def samples_table(monitors: Sequence[Monitor], status: Mapping[str, MonitorStatu
             health = Text("ok", style="green") if state.samples else Text("waiting", style="dim")
         table.add_row(monitor.name, _every(monitor), str(state.samples), str(state.failures), last, health)
     return table
+
+
+async def _live(gatherer: Gatherer, console: Console, duration_s: float | None) -> None:
+    title = f"This machine: {gatherer.node_id} (Ctrl-C to stop)"
+
+    def table() -> Table:
+        return samples_table(gatherer.monitors, gatherer.status, title=title)
+
+    with Live(get_renderable=table, console=console, refresh_per_second=4):
+        async with gatherer.events() as events:
+            with anyio.move_on_after(duration_s if duration_s is not None else float("inf")):
+                async for _ in events:
+                    pass  # the table reads gatherer.status, refreshed by Live itself
+
+
+def run_live(
+    console: Console,
+    node_id: NodeId | None = None,
+    settings: GathererSettings | None = None,
+    duration_s: float | None = None,
+) -> None:
+    """Run every monitor and show their samples in a table refreshing in place, until Ctrl-C or ``duration_s``."""
+    gatherer = Gatherer(node_id or local_node_id(), default_monitors(settings))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the live view is meant to stop
+        anyio.run(_live, gatherer, console, duration_s)
