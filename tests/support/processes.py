@@ -60,9 +60,16 @@ class Processes:
         for child in self._children:
             running = child.poll() is None
             if _kill_group(child.pid) or running:
-                leaked.append(" ".join(map(str, child.args)) if not isinstance(child.args, str) else child.args)
+                leaked.append(_command(child.args))
             child.wait()
         return leaked
+
+
+def _command(args: str | bytes | os.PathLike[str] | os.PathLike[bytes] | Sequence[Any]) -> str:
+    """A child's command line as text."""
+    if isinstance(args, str | bytes | os.PathLike):
+        return os.fsdecode(args)
+    return " ".join(map(str, args))
 
 
 def _kill_group(pgid: int) -> bool:
