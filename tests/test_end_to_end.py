@@ -22,7 +22,6 @@ import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -31,44 +30,15 @@ from hypothesis import strategies as st
 import clusterstate
 from clusterstate import CoreState, EventLog, MasterCore, NodeCore, ProducerOutbox, reference
 from clusterstate.models import Event, IndexedEvent, NodeDisconnected, NodeTimedOut
+from clusterstate.simulation.lossy import Link
 from clusterstate.trace import TraceConfig, cluster_spec, generate
 
-T = TypeVar("T")
 Session = tuple[str, int]
 
 DT = 0.5  # simulated seconds per tick
 PERIOD = 2.0  # the master's plan period (its tracker's T); a plan cycle every 4 ticks
 THRESHOLD = 3  # the tracker's K
 DRAIN_LIMIT_S = 600.0  # simulated seconds allowed for draining once the trace has been pushed
-
-
-class Link(Generic[T]):
-    """One direction of the seeded network: each item sent may be lost or copied, and every item in flight
-    is held back a tick with probability `delay`; what arrives in a tick arrives in random order."""
-
-    def __init__(self, rng: random.Random, *, loss: float, copy: float, delay: float = 0.3) -> None:
-        self.rng, self.loss, self.copy, self.delay = rng, loss, copy, delay
-        self.in_flight: list[T] = []
-        self.lost = 0
-        self.copied = 0
-
-    def send(self, item: T) -> None:
-        if self.rng.random() < self.loss:
-            self.lost += 1
-            return
-        self.in_flight.append(item)
-        if self.rng.random() < self.copy:
-            self.copied += 1
-            self.in_flight.append(item)
-
-    def deliver(self) -> list[T]:
-        arrived: list[T] = []
-        held: list[T] = []
-        for item in self.in_flight:
-            (held if self.rng.random() < self.delay else arrived).append(item)
-        self.in_flight = held
-        self.rng.shuffle(arrived)
-        return arrived
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,11 @@ class Link(Generic[T]):
     with probability ``copy``; each item in flight is held back a tick with probability ``reorder``;
     what arrives in a tick arrives in random order."""
 
-    def __init__(self, rng: random.Random, *, loss: float, reorder: float, copy: float) -> None:
+    def __init__(self, rng: random.Random, *, loss: float, copy: float, reorder: float = 0.3) -> None:
         self.rng, self.loss, self.reorder, self.copy = rng, loss, reorder, copy
         self.in_flight: list[T] = []
         self.lost = 0
+        self.copied = 0
 
     def send(self, item: T) -> None:
         if self.rng.random() < self.loss:
@@ -60,6 +61,7 @@ class Link(Generic[T]):
             return
         self.in_flight.append(item)
         if self.rng.random() < self.copy:
+            self.copied += 1
             self.in_flight.append(item)
 
     def deliver(self) -> list[T]:
