@@ -35,7 +35,7 @@ from event_bytes import info_event
 KEYS = Keys("wire")
 S1 = Session(1, "m")
 S_M = Session(1, "n1")  # the session of the leader test
-INDEX = st.integers(0, 2**53)
+INDEX = st.integers(0, 2**63 - 1)
 PRODUCER = st.text(min_size=1, max_size=12)
 ACKS = st.builds(
     AckMessage,
@@ -80,6 +80,8 @@ def test_garbage_is_a_decode_error(payload: bytes) -> None:
         b'{"upto": true, "acks": [], "missing": []}',
         b'{"upto": 1, "acks": [], "missing": [], "extra": 0}',
         b'{"upto": 1, "acks": {}, "missing": []}',
+        b'{"upto": 9223372036854775808, "acks": [], "missing": []}',
+        b'{"upto": 1, "acks": [["p", 9223372036854775808]], "missing": []}',
     ],
 )
 def test_bad_acks_are_refused(payload: bytes) -> None:
@@ -100,6 +102,8 @@ def test_bad_heartbeats_are_refused(payload: bytes) -> None:
         ({"since": "12", "limit": "10000"}, (12, 10_000)),
         ({"since": "-1", "limit": "5"}, None),
         ({"since": "1", "limit": "0"}, None),
+        ({"since": "9223372036854775807", "limit": "1"}, (2**63 - 1, 1)),
+        ({"since": "9223372036854775808", "limit": "1"}, None),
         ({"since": "1", "limit": "10001"}, None),
         ({"since": "\u0661", "limit": "5"}, None),  # ARABIC-INDIC DIGIT ONE: not ASCII
         ({"since": "1"}, None),
@@ -228,3 +232,16 @@ def test_leader_ingests_acknowledges_and_answers_pages(tmp_path: Path) -> None:
     )
     assert step.on_query({"since": "x", "limit": "5"}) == Answer(encode_page_error(PageError("bad_request")), ok=False)
     master.close()
+
+
+@given(st.binary(max_size=80) | ACKS.map(encode_ack) | st.text(max_size=80).map(str.encode), st.booleans())
+def test_steps_count_and_drop_garbage_instead_of_raising(payload: bytes, ok: bool) -> None:
+    step = producer()
+    step.on_ack(S1, payload, applied=0, now=0.0)
+    assert step.counters["bad_acks"] + step.counters["acks"] == 1
+    follower = FollowerStep(NodeCore(), KEYS)
+    follower.follow(S1, now=0.0)
+    follower.on_heartbeat(S1, payload, now=0.0)
+    follower.on_frame(S1, payload, now=0.0)
+    follower.on_page(1, Answer(payload, ok), now=0.0)
+    assert follower.next_index == 0

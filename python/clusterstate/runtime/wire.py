@@ -9,6 +9,8 @@
 - A **page error** (an error reply to it): ``{"error": "snapshot_required" | "index_ahead" | "bad_request"}`` with
   ``"index"``: the log's first retained index, the master's next index, or absent.
 
+Every index and sequence number is an integer from 0 to 2**63 - 1.
+
 Decoding anything else raises :class:`~clusterstate.errors.DecodeError` naming the message kind: a step counts and
 drops it, a peer's garbage never raises out of a step.
 """
@@ -47,6 +49,7 @@ Gap = tuple[str, int, int]  # (producer, missing, held)
 PageErrorKind = Literal["snapshot_required", "index_ahead", "bad_request"]
 _PAGE_ERRORS = ("snapshot_required", "index_ahead", "bad_request")
 MAX_PAGE = 10_000  # the most events one page may ask for (MasterCore.events_since caps there too)
+MAX_INDEX = 2**63 - 1  # the largest index or sequence number a message may carry (the cores take 64 bits)
 
 
 def core_session(session: Session) -> tuple[str, int]:
@@ -101,8 +104,8 @@ def _keys(what: str, raw: dict[str, Any], required: set[str], optional: frozense
 
 
 def _index(what: str, field: str, value: object) -> int:
-    if type(value) is not int or value < 0:
-        raise DecodeError(what, f"{field} must be a non-negative integer")
+    if type(value) is not int or not 0 <= value <= MAX_INDEX:
+        raise DecodeError(what, f"{field} must be an integer from 0 to 2**63 - 1")
     return value
 
 
@@ -166,8 +169,8 @@ def decode_page_request(parameters: Mapping[str, str]) -> tuple[int, int]:
     values = []
     for name in ("since", "limit"):
         text = parameters[name]
-        if not (text.isascii() and text.isdigit()) or len(text) > 19:
-            raise DecodeError(what, f"{name} must be a non-negative decimal integer")
+        if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_INDEX:
+            raise DecodeError(what, f"{name} must be a decimal integer from 0 to 2**63 - 1")
         values.append(int(text))
     since, limit = values
     if not 1 <= limit <= MAX_PAGE:
