@@ -13,6 +13,7 @@ nothing. A gate that releases at once is caught.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import tempfile
@@ -92,7 +93,7 @@ class Node:
 
 def new_outbox(producer_id: str, node: str, session: Session) -> ProducerOutbox:
     """The producers' outboxes: the one place their resend options are given."""
-    return ProducerOutbox(producer_id, node, (session.master, session.term), resend_after=1.0, max_resend_after=4.0)
+    return ProducerOutbox(producer_id, node, (session.master, session.term), resend_after_s=1.0, max_resend_after_s=4.0)
 
 
 def new_leader(log_dir: Path, session: Session, now: float, *, create: bool = False) -> LeaderStep:
@@ -133,7 +134,7 @@ class Sim:
         for name in self.names:
             released: list[Pair] = []
             outbox = new_outbox(f"{name}/boot-{rng.getrandbits(32):08x}", name, session)
-            producer = ProducerStep(outbox, KEYS, gate=lambda released=released: gate(released))
+            producer = ProducerStep(outbox, KEYS, gate=functools.partial(gate, released))
             follower = FollowerStep(NodeCore(), KEYS, page_limit=25, page_timeout=2.0, retry_after=1.0)
             self.nodes.append(Node(name, MemoryTransport(self.network), producer, follower, released))
         self.pushed: list[str] = []  # event ids, in push order

@@ -176,12 +176,14 @@ def test_follower_keeps_one_page_in_flight_and_backs_off_after_an_empty_page() -
     assert step.tick(now=1.0) == []
     # Its reply applies 1..3 (3 was buffered); the heartbeat said 9: the next page at once.
     (fetch2,) = step.on_page(1, Answer(indexed(1) + b"\n" + indexed(2)), now=1.5)
+    assert isinstance(fetch2, Fetch)
     assert (fetch2.ident, fetch2.since, step.next_index) == (2, 4, 4)
     # A page that applies nothing holds the next fetch back for retry_after.
     assert step.on_page(2, Answer(b""), now=2.0) == []
     assert step.next_timer == 3.0
     assert step.tick(now=2.5) == []
     (fetch3,) = step.tick(now=3.0)
+    assert isinstance(fetch3, Fetch)
     # No reply within page_timeout: cleared, held back again.
     assert step.tick(now=5.9) == []
     assert step.tick(now=6.0) == []
@@ -214,6 +216,8 @@ def test_leader_ingests_acknowledges_and_answers_pages(tmp_path: Path) -> None:
     envelopes = [outbox.push(info_event("n2", f"e{i}"), now=0.0) for i in range(3)]
     effects = step.on_envelopes([envelopes[0] + b"\n" + envelopes[2], b"garbage"], now=0.5)
     frame, ack = effects
+    assert isinstance(frame, Publish)
+    assert isinstance(ack, Publish)
     assert frame == Publish(KEYS.global_(S_M), frame.payload)
     assert len(split_frame(frame.payload)) == 1
     assert ack.key == KEYS.ack(S_M, "n2")
