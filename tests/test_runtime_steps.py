@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from clusterstate import EventLog, MasterCore, NodeCore, ProducerOutbox, reference
 from clusterstate.models import IndexedEvent, NodeDisconnected, NodeTimedOut
-from clusterstate.runtime.effects import Answer, Effect, Fetch, Publish, Subscribe, Unsubscribe
+from clusterstate.runtime.actions import Answer, Effect, Fetch, Publish, Subscribe, Unsubscribe
 from clusterstate.runtime.follower import FollowerStep
 from clusterstate.runtime.gating import AckGate, Pair
 from clusterstate.runtime.keys import Keys, Session

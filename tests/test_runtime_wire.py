@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from clusterstate import EventLog, MasterCore, NodeCore, ProducerOutbox
 from clusterstate.errors import DecodeError
-from clusterstate.runtime.effects import Answer, Fetch, Publish, Subscribe, Unsubscribe
+from clusterstate.runtime.actions import Answer, Fetch, Publish, Subscribe, Unsubscribe
 from clusterstate.runtime.follower import FollowerStep
 from clusterstate.runtime.keys import Keys, Session
 from clusterstate.runtime.leader import LeaderStep

@@ -1,4 +1,10 @@
-"""The actions the decision modules return: what the shell must persist, publish or switch to."""
+"""What the runtime's pure code returns for the shell to carry out; nothing here touches the network or a file.
+
+- ``Action``: what the election and lineage decisions return (persist a term, campaign, follow, resign, set aside).
+- ``Effect``: what the producer, follower and leader steps return (publish, subscribe, fetch, answer): the shell
+  carries them out over a :class:`~clusterstate.runtime.transport.Transport` and feeds what comes back into the
+  steps.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,21 @@ from dataclasses import dataclass
 
 from .keys import Session
 
-__all__ = ["Action", "Announce", "Campaign", "Follow", "PersistTerm", "Resign", "SetAside"]
+__all__ = [
+    "Action",
+    "Announce",
+    "Answer",
+    "Campaign",
+    "Effect",
+    "Fetch",
+    "Follow",
+    "PersistTerm",
+    "Publish",
+    "Resign",
+    "SetAside",
+    "Subscribe",
+    "Unsubscribe",
+]
 
 
 @dataclass(frozen=True)
@@ -53,3 +73,51 @@ class SetAside:
 
 
 Action = PersistTerm | Campaign | Announce | Follow | Resign | SetAside
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Publish `payload` on the concrete key `key`."""
+
+    key: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """Start receiving what is published on `pattern`."""
+
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """Stop receiving what is published on `pattern`."""
+
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Query `key` for the catch-up page of at most `limit` events from index `since`. The reply (or a timeout)
+    goes back to the follower step with the same `ident`."""
+
+    ident: int
+    key: str
+    since: int
+    limit: int
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return {"since": str(self.since), "limit": str(self.limit)}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to one query: `payload`, as a success or (`ok` false) as an error reply."""
+
+    payload: bytes
+    ok: bool = True
+
+
+Effect = Publish | Subscribe | Unsubscribe | Fetch

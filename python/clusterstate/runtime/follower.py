@@ -3,7 +3,7 @@
 - **Frames** on ``s/{S}/global`` (newline-joined ``IndexedEvent`` JSON, one frame per master ingest call) and
   **heartbeats** on ``s/{S}/heartbeat`` (``note_master_index``) are taken only from the followed session: a frame
   of another session is counted and dropped, so two masters' streams never mix in one ``NodeCore``.
-- **Catch-up pages**: while ``NodeCore.missing`` is set, a :class:`~.effects.Fetch` of ``s/{S}/events`` from that
+- **Catch-up pages**: while ``NodeCore.missing`` is set, a :class:`~.actions.Fetch` of ``s/{S}/events`` from that
   index, with at most ONE page in flight. Its reply (:meth:`FollowerStep.on_page`) or its timeout (a `tick` past
   `page_timeout`, or the shell reporting no reply) clears it. A page that applies nothing, an error reply and a
   timeout hold the next fetch back for `retry_after` seconds, so a follower never hammers a master that cannot
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from clusterstate import NodeCore
 from clusterstate.errors import DecodeError
 
-from .effects import Answer, Effect, Fetch, Subscribe, Unsubscribe
+from .actions import Answer, Effect, Fetch, Subscribe, Unsubscribe
 from .keys import Keys, Session
 from .wire import decode_heartbeat, decode_page_error, split_frame
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from clusterstate import MasterCore
 from clusterstate.errors import DecodeError, IndexAheadError, SnapshotRequiredError
 
-from .effects import Answer, Effect, Publish, Subscribe
+from .actions import Answer, Effect, Publish, Subscribe
 from .errors import InvalidNameError
 from .keys import Keys, Session, validate_name
 from .wire import (

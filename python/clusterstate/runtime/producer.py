@@ -24,7 +24,7 @@ from clusterstate import ProducerOutbox
 from clusterstate.errors import DecodeError
 from clusterstate.models import Event
 
-from .effects import Effect, Publish, Subscribe, Unsubscribe
+from .actions import Effect, Publish, Subscribe, Unsubscribe
 from .gating import AckGate
 from .keys import Keys, Session
 from .wire import core_session, decode_ack, join_frame
