@@ -47,7 +47,7 @@ DURATION = 40.0  # simulated seconds over which the trace is pushed
 DRAIN_TICKS = 2000  # ticks allowed for quiescence once the trace is pushed
 KEYS = Keys("sim")
 T = TypeVar("T")
-Kind = Literal["local", "global", "heartbeat", "ack"]
+Kind = Literal["local", "progress", "global", "heartbeat", "ack"]
 FAULTS = Faults(loss=0.15, copy=0.1, delay=0.3, reorder=True)
 
 
@@ -206,6 +206,8 @@ class Sim:
                 await self.do(node, node.follower.on_frame(session, payload, now))
             elif subscription.kind == "heartbeat":
                 await self.do(node, node.follower.on_heartbeat(session, payload, now))
+            elif subscription.kind == "progress":
+                await self.do(node, self.leader.on_progress(payload, now))
             elif subscription.kind == "ack":
                 await self.do(node, node.producer.on_ack(session, payload, node.follower.next_index, now))
                 self.check_released(node)
@@ -245,6 +247,8 @@ class Sim:
         follower = node.follower.session
         if pattern == KEYS.locals():
             return "local", self.leader.session
+        if pattern == KEYS.progresses(self.leader.session):
+            return "progress", self.leader.session
         if follower is not None and pattern == KEYS.global_(follower):
             return "global", follower
         if follower is not None and pattern == KEYS.heartbeat(follower):

@@ -16,18 +16,22 @@ from clusterstate.runtime.actions import Answer, Fetch, Publish, Subscribe, Unsu
 from clusterstate.runtime.follower import FollowerStep
 from clusterstate.runtime.keys import Keys, Session
 from clusterstate.runtime.leader import LeaderStep
+from clusterstate.runtime.lineage import Epoch
 from clusterstate.runtime.producer import ProducerStep
 from clusterstate.runtime.wire import (
     AckMessage,
     Heartbeat,
     PageError,
+    Progress,
     decode_ack,
     decode_heartbeat,
     decode_page_error,
     decode_page_request,
+    decode_progress,
     encode_ack,
     encode_heartbeat,
     encode_page_error,
+    encode_progress,
     split_frame,
 )
 from event_bytes import info_event
@@ -37,6 +41,7 @@ S1 = Session(1, "m")
 S_M = Session(1, "n1")  # the session of the leader test
 INDEX = st.integers(0, 2**63 - 1)
 PRODUCER = st.text(min_size=1, max_size=12)
+NODE_IDS = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,8}", fullmatch=True)
 ACKS = st.builds(
     AckMessage,
     INDEX,
@@ -51,9 +56,46 @@ def test_ack_round_trips(message: AckMessage) -> None:
     assert decode_ack(encode_ack(message)) == message
 
 
-@given(INDEX)
-def test_heartbeat_round_trips(next_index: int) -> None:
-    assert decode_heartbeat(encode_heartbeat(Heartbeat(next_index))) == Heartbeat(next_index)
+LINEAGES = st.lists(st.tuples(st.integers(1, 50), NODE_IDS, st.integers(0, 50)), max_size=4).map(
+    lambda epochs: tuple(
+        Epoch(Session(term, node), start)
+        for term, node, start in zip(
+            sorted({t for t, _, _ in epochs}), [n for _, n, _ in epochs], sorted(s for _, _, s in epochs), strict=False
+        )
+    )
+)
+
+
+@given(INDEX, st.none() | INDEX, LINEAGES)
+def test_heartbeat_round_trips(next_index: int, commit: int | None, lineage: tuple[Epoch, ...]) -> None:
+    message = Heartbeat(next_index, commit, lineage)
+    assert decode_heartbeat(encode_heartbeat(message)) == message
+
+
+@given(NODE_IDS, INDEX)
+def test_progress_round_trips(node: str, next_index: int) -> None:
+    assert decode_progress(encode_progress(Progress(node, next_index))) == Progress(node, next_index)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"next": 1, "commit": null}',
+        b'{"next": 1, "commit": -1, "lineage": []}',
+        b'{"next": 1, "commit": null, "lineage": [[2, "a", 0], [1, "b", 5]]}',
+        b'{"next": 1, "commit": null, "lineage": [[1, "a/b", 0]]}',
+        b'{"next": 1, "commit": null, "lineage": [[1, "a"]]}',
+    ],
+)
+def test_bad_heartbeat_fields_are_refused(payload: bytes) -> None:
+    with pytest.raises(DecodeError, match="heartbeat"):
+        decode_heartbeat(payload)
+
+
+@pytest.mark.parametrize("payload", [b'{"node": "a/b", "next": 1}', b'{"node": "a", "next": -1}', b'{"next": 1}'])
+def test_bad_progress_reports_are_refused(payload: bytes) -> None:
+    with pytest.raises(DecodeError, match="progress"):
+        decode_progress(payload)
 
 
 @given(ERRORS)
@@ -225,9 +267,12 @@ def test_leader_ingests_acknowledges_and_answers_pages(tmp_path: Path) -> None:
     assert master.counters["rejected_malformed"] == 1
     step.on_envelopes([envelopes[1]], now=0.6)
     assert step.counters["snapshots"] == 1
-    assert step.next_timer == 1.6
+    # The first heartbeat is due at once, then one every heartbeat_s, busy or idle.
+    assert step.next_timer == 0.0
+    assert step.tick(now=0.7) == [Publish(KEYS.heartbeat(S_M), encode_heartbeat(Heartbeat(3)))]
+    assert step.next_timer == 1.7
     assert step.tick(now=1.0) == []
-    assert step.tick(now=1.6) == [Publish(KEYS.heartbeat(S_M), encode_heartbeat(Heartbeat(3)))]
+    assert step.tick(now=1.7) == [Publish(KEYS.heartbeat(S_M), encode_heartbeat(Heartbeat(3)))]
     page = step.on_query({"since": "1", "limit": "5"})
     assert page.ok
     assert len(split_frame(page.payload)) == 2

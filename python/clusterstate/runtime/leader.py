@@ -5,8 +5,11 @@
   reported behind a gap gets one message ``{upto, acks, missing}`` on ``s/{S}/ack/{node}``, where `upto` is the
   master's next index (the producer holds the acknowledgements until its own node has applied that far).
 - :meth:`LeaderStep.tick`: ``plan_cycle`` every `period_s` (its ``NodeDisconnected`` events published like ingested
-  ones), a heartbeat ``{next}`` when nothing was published for `heartbeat_s`, and a snapshot of the State into the
-  log every `snapshot_every` events. :attr:`LeaderStep.next_timer` says when the next tick is due.
+  ones), a heartbeat ``{next, commit, lineage}`` every `heartbeat_s` (the first at once), and a snapshot of the
+  State into the log every `snapshot_every` events. :attr:`LeaderStep.next_timer` says when the next tick is due.
+- :meth:`LeaderStep.on_progress`: a replica's position. With a `quorum`, the commit index is the `quorum`-th
+  largest position (the master's own included); a heartbeat goes out as soon as it advances, since producers
+  release nothing above it.
 - :meth:`LeaderStep.on_query`: a catch-up page from ``events_since``, or an error reply (``snapshot_required``,
   ``index_ahead``, ``bad_request``).
 
@@ -21,21 +24,22 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
 from clusterstate import MasterCore
-from clusterstate.errors import DecodeError, IndexAheadError, SnapshotRequiredError
+from clusterstate.errors import DecodeError
 
 from .actions import Answer, Effect, Publish, Subscribe
 from .errors import InvalidNameError
+from .gating import commit_index
 from .keys import Keys, Session, validate_name
+from .lineage import Epoch
+from .pages import answer_page
 from .wire import (
     AckMessage,
     Gap,
     Heartbeat,
-    PageError,
     Pair,
-    decode_page_request,
+    decode_progress,
     encode_ack,
     encode_heartbeat,
-    encode_page_error,
     join_frame,
     split_frame,
 )
@@ -55,16 +59,29 @@ class LeaderStep:
         period_s: float = 10.0,
         heartbeat_s: float = 1.0,
         snapshot_every: int = 10_000,
+        lineage: Iterable[Epoch] = (),
+        quorum: int | None = None,
     ) -> None:
         self.master = master
         self.keys = keys
         self.period_s = period_s
         self.heartbeat_s = heartbeat_s
         self.snapshot_every = snapshot_every
+        self.lineage = tuple(lineage)
+        self.quorum = quorum
         self.counters: Counter[str] = Counter()
+        self.positions: dict[str, int] = {}
         self._next_cycle = now + period_s
-        self._last_sent = now
+        self._next_heartbeat = now
         self._snapshot_at = master.next_index
+        self._sent_commit: int | None = None
+
+    @property
+    def commit(self) -> int | None:
+        """The highest index a quorum of replicas holds (None without a quorum: nothing to wait for)."""
+        if self.quorum is None:
+            return None
+        return commit_index([self.master.next_index, *self.positions.values()], self.quorum)
 
     @property
     def session(self) -> Session:
@@ -78,12 +95,22 @@ class LeaderStep:
 
     @property
     def next_timer(self) -> float:
-        """When :meth:`tick` is next due: the next plan cycle or the next idle heartbeat."""
-        return min(self._next_cycle, self._last_sent + self.heartbeat_s)
+        """When :meth:`tick` is next due: the next plan cycle or the next heartbeat."""
+        return min(self._next_cycle, self._next_heartbeat)
 
     def start(self) -> list[Effect]:
-        """The subscription to every producer's envelopes."""
-        return [Subscribe(self.keys.locals())]
+        """The subscriptions to every producer's envelopes and every replica's progress reports."""
+        return [Subscribe(self.keys.locals()), Subscribe(self.keys.progresses(self.session))]
+
+    def on_progress(self, payload: bytes, now: float) -> list[Effect]:
+        """A replica's progress report; a heartbeat at once when it moves the commit index."""
+        try:
+            progress = decode_progress(payload)
+        except DecodeError:
+            self.counters["bad_progress"] += 1
+            return []
+        self.positions[progress.node] = progress.next
+        return self._heartbeat(now) if self.commit != self._sent_commit else []
 
     def on_envelopes(self, frames: Iterable[bytes], now: float) -> list[Effect]:
         """Ingest every envelope of `frames` in one call; publish its events and the acknowledgements."""
@@ -91,7 +118,7 @@ class LeaderStep:
         if not batch:
             return []
         result = self.master.ingest(batch)
-        effects = self._broadcast(result.broadcast, now)
+        effects = self._broadcast(result.broadcast)
         acks: defaultdict[str, list[Pair]] = defaultdict(list)
         gaps: defaultdict[str, list[Gap]] = defaultdict(list)
         for producer, seq in result.acknowledged:
@@ -112,38 +139,31 @@ class LeaderStep:
         return effects
 
     def tick(self, now: float) -> list[Effect]:
-        """The plan cycle when due, then a heartbeat when nothing was published for `heartbeat_s`."""
+        """The plan cycle when due, then the heartbeat when due."""
         effects: list[Effect] = []
         if now >= self._next_cycle:
             self._next_cycle = max(self._next_cycle + self.period_s, now)
-            effects += self._broadcast(self.master.plan_cycle(now).broadcast, now)
+            effects += self._broadcast(self.master.plan_cycle(now).broadcast)
             self._snapshot()
-        if now - self._last_sent >= self.heartbeat_s:
-            self._last_sent = now
-            payload = encode_heartbeat(Heartbeat(self.master.next_index))
-            effects.append(Publish(self.keys.heartbeat(self.session), payload))
+        if now >= self._next_heartbeat:
+            effects += self._heartbeat(now)
         return effects
 
     def on_query(self, parameters: Mapping[str, str]) -> Answer:
         """The reply to a page query with `parameters` ``since`` and ``limit``."""
-        try:
-            since, limit = decode_page_request(parameters)
-        except DecodeError:
-            self.counters["bad_queries"] += 1
-            return Answer(encode_page_error(PageError("bad_request")), ok=False)
-        try:
-            page = self.master.events_since(since, limit)
-        except SnapshotRequiredError as e:
-            return Answer(encode_page_error(PageError("snapshot_required", e.first_index)), ok=False)
-        except IndexAheadError as e:
-            return Answer(encode_page_error(PageError("index_ahead", e.next_index)), ok=False)
-        self.counters["pages"] += 1
-        return Answer(join_frame(page))
+        answer = answer_page(self.master.events_since, parameters)
+        self.counters["pages" if answer.ok else "page_errors"] += 1
+        return answer
 
-    def _broadcast(self, events: list[bytes], now: float) -> list[Effect]:
+    def _heartbeat(self, now: float) -> list[Effect]:
+        self._next_heartbeat = now + self.heartbeat_s
+        self._sent_commit = commit = self.commit
+        payload = encode_heartbeat(Heartbeat(self.master.next_index, commit, self.lineage))
+        return [Publish(self.keys.heartbeat(self.session), payload)]
+
+    def _broadcast(self, events: list[bytes]) -> list[Effect]:
         if not events:
             return []
-        self._last_sent = now
         return [Publish(self.keys.global_(self.session), join_frame(events))]
 
     def _snapshot(self) -> None:

@@ -19,7 +19,7 @@ from .actions import SetAside
 from .errors import InvalidLineageError
 from .keys import Session
 
-__all__ = ["Epoch", "append", "diverged", "divergence", "validate"]
+__all__ = ["Epoch", "append", "diverged", "divergence", "last_term", "validate"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,10 @@ def diverged(mine: Sequence[Epoch], next_index: int, theirs: Sequence[Epoch]) ->
     if point is None or next_index <= point:
         return None
     return SetAside(start=point, count=next_index - point)
+
+
+def last_term(lineage: Sequence[Epoch], next_index: int) -> int:
+    """The term of the session that wrote the last event of a log of `next_index` events (0 for an empty log or
+    one no epoch owns): what an election record compares as `lineage_term`, as Raft compares last log terms."""
+    owner = [e for e in lineage if e.start < next_index]
+    return owner[-1].session.term if owner else 0

@@ -6,8 +6,9 @@
   at once (``ProducerOutbox.resend_missing``) and its pairs are **held** in an :class:`~.gating.AckGate` with its
   `upto` (the master's next index when it sent them).
 - :meth:`ProducerStep.on_applied` releases the held pairs whose `upto` this node's own ``NodeCore`` has reached
-  (``upto <= next_index``): an event leaves the outbox only once its own node holds it, so a master that fails
-  after acknowledging loses nothing the producer let go of.
+  (``upto <= next_index``) and, with a quorum, the master's commit index has reached too: an event leaves the
+  outbox only once its own node (and a quorum of replicas) holds it, so a master that fails after acknowledging
+  loses nothing the producer let go of.
 - :meth:`ProducerStep.retarget` addresses a new session: the held acknowledgements are dropped (their sequence
   numbers belong to the old session), the pending envelopes renumbered and returned, the subscription moved.
 
@@ -66,8 +67,11 @@ class ProducerStep:
         due = self.outbox.due(now)
         return [self._publish(due)] if due else []
 
-    def on_ack(self, session: Session, payload: bytes, applied: int, now: float) -> list[Effect]:
-        """An acknowledgement message received on `session`'s ack key; `applied` is this node's next index."""
+    def on_ack(
+        self, session: Session, payload: bytes, applied: int, now: float, commit: int | None = None
+    ) -> list[Effect]:
+        """An acknowledgement message received on `session`'s ack key; `applied` is this node's next index and
+        `commit` the master's last commit index (None without a quorum)."""
         if session != self.session:
             self.counters["other_session"] += 1
             return []
@@ -79,12 +83,13 @@ class ProducerStep:
         self.counters["acks"] += 1
         self._gate.hold(message.upto, message.acks)
         resend = self.outbox.resend_missing(message.missing, now=now, session=core_session(session))
-        self.on_applied(applied)
+        self.on_applied(applied, commit)
         return [self._publish(resend)] if resend else []
 
-    def on_applied(self, applied: int) -> int:
-        """Release the held acknowledgements this node has applied (`upto <= applied`); how many envelopes left."""
-        pairs = self._gate.release(applied)
+    def on_applied(self, applied: int, commit: int | None = None) -> int:
+        """Release the held acknowledgements this node has applied (`upto <= applied`) and, unless `commit` is
+        None, the master has committed (`upto <= commit`); how many envelopes left the outbox."""
+        pairs = self._gate.release(applied, commit)
         if not pairs:
             return 0
         released = self.outbox.acknowledge(pairs, session=core_session(self.session))

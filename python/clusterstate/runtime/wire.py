@@ -4,7 +4,11 @@
   never holds a raw newline, so :func:`split_frame` recovers the items.
 - An **acknowledgement** on ``s/{S}/ack/{node}``: ``{"upto": U, "acks": [[producer, origin_idx], ...],
   "missing": [[producer, missing, held], ...]}``, where `U` is the master's next index when it was sent.
-- A **heartbeat** on ``s/{S}/heartbeat``: ``{"next": N}``, the master's next index.
+- A **heartbeat** on ``s/{S}/heartbeat``: ``{"next": N, "commit": C, "lineage": [[term, master, start], ...]}``:
+  the master's next index, its commit index (null without a quorum) and the lineage of its log, which a follower
+  checks its own replica against before it takes the session's frames.
+- A **progress report** on ``s/{S}/progress/{node}``: ``{"node": n, "next": N}``, a replica's next index, from
+  which the master computes the commit index.
 - A **page request** (the parameters of an ``s/{S}/events`` query): ``since`` and ``limit``, decimal integers.
 - A **page error** (an error reply to it): ``{"error": "snapshot_required" | "index_ahead" | "bad_request"}`` with
   ``"index"``: the log's first retained index, the master's next index, or absent.
@@ -24,7 +28,9 @@ from typing import Any, Literal, cast
 
 from clusterstate.errors import DecodeError
 
-from .keys import Session
+from .errors import InvalidLineageError, InvalidNameError
+from .keys import Session, validate_name
+from .lineage import Epoch, validate
 
 __all__ = [
     "AckMessage",
@@ -32,14 +38,17 @@ __all__ = [
     "Heartbeat",
     "PageError",
     "Pair",
+    "Progress",
     "core_session",
     "decode_ack",
     "decode_heartbeat",
     "decode_page_error",
     "decode_page_request",
+    "decode_progress",
     "encode_ack",
     "encode_heartbeat",
     "encode_page_error",
+    "encode_progress",
     "join_frame",
     "split_frame",
 ]
@@ -75,6 +84,14 @@ class AckMessage:
 
 @dataclass(frozen=True)
 class Heartbeat:
+    next: int
+    commit: int | None = None
+    lineage: tuple[Epoch, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    node: str
     next: int
 
 
@@ -134,14 +151,51 @@ def decode_ack(payload: bytes) -> AckMessage:
 
 
 def encode_heartbeat(message: Heartbeat) -> bytes:
-    return _dumps({"next": message.next})
+    lineage = [[e.session.term, e.session.master, e.start] for e in message.lineage]
+    return _dumps({"next": message.next, "commit": message.commit, "lineage": lineage})
 
 
 def decode_heartbeat(payload: bytes) -> Heartbeat:
     what = "heartbeat"
     raw = _loads(what, payload)
-    _keys(what, raw, {"next"})
-    return Heartbeat(_index(what, "next", raw["next"]))
+    _keys(what, raw, {"next", "commit", "lineage"})
+    commit = raw["commit"]
+    epochs = raw["lineage"]
+    if not isinstance(epochs, list):
+        raise DecodeError(what, "lineage must be a list")
+    lineage = []
+    for epoch in epochs:
+        if not isinstance(epoch, list) or len(epoch) != 3 or type(epoch[1]) is not str:
+            raise DecodeError(what, "each lineage epoch must be [term, master, start]")
+        try:
+            session = Session(_index(what, "lineage", epoch[0]), validate_name("node id", epoch[1]))
+        except InvalidNameError as e:
+            raise DecodeError(what, str(e)) from None
+        lineage.append(Epoch(session, _index(what, "lineage", epoch[2])))
+    try:
+        checked = validate(lineage)
+    except InvalidLineageError as e:
+        raise DecodeError(what, str(e)) from None
+    return Heartbeat(
+        _index(what, "next", raw["next"]), None if commit is None else _index(what, "commit", commit), checked
+    )
+
+
+def encode_progress(message: Progress) -> bytes:
+    return _dumps({"node": message.node, "next": message.next})
+
+
+def decode_progress(payload: bytes) -> Progress:
+    what = "progress report"
+    raw = _loads(what, payload)
+    _keys(what, raw, {"node", "next"})
+    if type(raw["node"]) is not str:
+        raise DecodeError(what, "node must be a node id")
+    try:
+        node = validate_name("node id", raw["node"])
+    except InvalidNameError as e:
+        raise DecodeError(what, str(e)) from None
+    return Progress(node, _index(what, "next", raw["next"]))
 
 
 def encode_page_error(message: PageError) -> bytes:
