@@ -207,7 +207,7 @@ class Sim:
             elif subscription.kind == "heartbeat":
                 await self.do(node, node.follower.on_heartbeat(session, payload, now))
             elif subscription.kind == "progress":
-                await self.do(node, self.leader.on_progress(payload, now))
+                await self.do(node, self.leader.on_progress([payload], now))
             elif subscription.kind == "ack":
                 await self.do(node, node.producer.on_ack(session, payload, node.follower.next_index, now))
                 self.check_released(node)

@@ -1,9 +1,9 @@
 """What the runtime's pure code returns for the shell to carry out; nothing here touches the network or a file.
 
 - ``Action``: what the election and lineage decisions return (persist a term, campaign, follow, resign, set aside).
-- ``Effect``: what the producer, follower and leader steps return (publish, subscribe, fetch, answer): the shell
-  carries them out over a :class:`~clusterstate.runtime.transport.Transport` and feeds what comes back into the
-  steps.
+- ``Effect``: what the producer, follower and leader steps and the node machine return (publish, subscribe,
+  fetch, hold a token, serve a queryable, watch tokens): the shell carries them out over a
+  :class:`~clusterstate.runtime.transport.Transport` and feeds what comes back into the machine.
 """
 
 from __future__ import annotations
@@ -17,15 +17,20 @@ __all__ = [
     "Announce",
     "Answer",
     "Campaign",
+    "Declare",
     "Effect",
     "Fetch",
     "Follow",
     "PersistTerm",
     "Publish",
     "Resign",
+    "Serve",
     "SetAside",
     "Subscribe",
+    "Undeclare",
+    "Unserve",
     "Unsubscribe",
+    "Watch",
 ]
 
 
@@ -120,4 +125,39 @@ class Answer:
     ok: bool = True
 
 
-Effect = Publish | Subscribe | Unsubscribe | Fetch
+@dataclass(frozen=True)
+class Declare:
+    """Hold a liveliness token on `key` (until an ``Undeclare`` of it, or the process ends)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Undeclare:
+    """Drop the liveliness token on `key`."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Serve:
+    """Answer the queries addressed to `key` (a queryable), until an ``Unserve`` of it."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Unserve:
+    """Stop answering the queries addressed to `key`."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Report the tokens present on keys matching `pattern`, then every appearance and disappearance."""
+
+    pattern: str
+
+
+Effect = Publish | Subscribe | Unsubscribe | Fetch | Declare | Undeclare | Serve | Unserve | Watch

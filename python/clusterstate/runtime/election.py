@@ -145,6 +145,11 @@ class Round:
     def term(self) -> int:
         return self.own.term
 
+    @property
+    def records(self) -> list[Candidate]:
+        """One record per node heard in this round, this node's own included."""
+        return list(self._records.values())
+
     def receive(self, record: Candidate) -> tuple[Action, ...]:
         """Take another node's record; return what to do about it."""
         if record.term > self.term:

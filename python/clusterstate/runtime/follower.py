@@ -9,6 +9,9 @@
   timeout hold the next fetch back for `retry_after` seconds, so a follower never hammers a master that cannot
   help it.
 - **A session change** (:meth:`FollowerStep.follow`) moves the subscriptions and forgets the page in flight.
+  Followed with `held`, the session's frames are counted (``held_frames``) and dropped and no page is fetched
+  until :meth:`FollowerStep.release`: the node machine holds a new session until it has checked its replica
+  against the master's lineage, so no frame of it lands on a log that diverged.
 
 No clock is read (`now` is an argument); a peer's garbage is counted (``counters``, and the core's own
 ``rejected``) and dropped, never raised.
@@ -53,10 +56,12 @@ class FollowerStep:
         self.page_timeout = page_timeout
         self.retry_after = retry_after
         self.session: Session | None = None
+        self.held = False
         self.counters: Counter[str] = Counter()
         self._in_flight: _InFlight | None = None
         self._retry_at = float("-inf")
         self._fetches = 0
+        self._session_fetches = 0  # the fetches made before the current session
 
     @property
     def next_index(self) -> int:
@@ -75,23 +80,43 @@ class FollowerStep:
             return self._retry_at
         return None
 
-    def follow(self, session: Session, now: float) -> list[Effect]:
-        """Follow the master of `session`: subscribe to its frames and heartbeats (leaving the old session's)."""
+    def follow(self, session: Session, now: float, *, held: bool = False) -> list[Effect]:
+        """Follow the master of `session`: subscribe to its frames and heartbeats (leaving the old session's);
+        with `held`, take none of its frames until :meth:`release`."""
         if session == self.session:
             return []
-        effects: list[Effect] = []
-        if self.session is not None:
-            effects += [Unsubscribe(self.keys.global_(self.session)), Unsubscribe(self.keys.heartbeat(self.session))]
+        effects = self.leave()
         self.session = session
-        self._in_flight = None
+        self.held = held
+        self._session_fetches = self._fetches
         self._retry_at = float("-inf")
         effects += [Subscribe(self.keys.global_(session)), Subscribe(self.keys.heartbeat(session))]
         return effects + self._fetch(now)
+
+    def release(self, now: float) -> list[Effect]:
+        """Take the followed session's frames from now on (and fetch what is missing)."""
+        self.held = False
+        return self._fetch(now)
+
+    def leave(self) -> list[Effect]:
+        """Follow nobody: leave the session's keys and forget the page in flight."""
+        if self.session is None:
+            return []
+        effects: list[Effect] = [
+            Unsubscribe(self.keys.global_(self.session)),
+            Unsubscribe(self.keys.heartbeat(self.session)),
+        ]
+        self.session = None
+        self._in_flight = None
+        return effects
 
     def on_frame(self, session: Session, payload: bytes, now: float) -> list[Effect]:
         """A frame of global events received on `session`'s global key."""
         if session != self.session:
             self.counters["other_session"] += 1
+            return []
+        if self.held:
+            self.counters["held_frames"] += 1
             return []
         self.core.receive(split_frame(payload))
         return self._fetch(now)
@@ -110,8 +135,12 @@ class FollowerStep:
         return self._fetch(now)
 
     def on_page(self, ident: int, answer: Answer | None, now: float) -> list[Effect]:
-        """The reply to the fetch `ident` (None: no reply came). A late reply to an older fetch is still applied
-        (the core drops what it has) but leaves the page in flight alone."""
+        """The reply to the fetch `ident` (None: no reply came). A late reply to an older fetch of this session is
+        still applied (the core drops what it has) but leaves the page in flight alone; a reply to a fetch of an
+        earlier session is dropped (``stale_pages``): that master's log may have diverged from this one's."""
+        if ident <= self._session_fetches or self.held:
+            self.counters["stale_pages"] += 1
+            return []
         current = self._in_flight is not None and self._in_flight.ident == ident
         if current:
             self._in_flight = None
@@ -143,7 +172,7 @@ class FollowerStep:
 
     def _fetch(self, now: float) -> list[Effect]:
         since = self.core.missing
-        if self.session is None or since is None or self._in_flight is not None or now < self._retry_at:
+        if self.session is None or self.held or since is None or self._in_flight is not None or now < self._retry_at:
             return []
         self._fetches += 1
         self._in_flight = _InFlight(self._fetches, now + self.page_timeout)

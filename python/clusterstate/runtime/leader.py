@@ -102,14 +102,15 @@ class LeaderStep:
         """The subscriptions to every producer's envelopes and every replica's progress reports."""
         return [Subscribe(self.keys.locals()), Subscribe(self.keys.progresses(self.session))]
 
-    def on_progress(self, payload: bytes, now: float) -> list[Effect]:
-        """A replica's progress report; a heartbeat at once when it moves the commit index."""
-        try:
-            progress = decode_progress(payload)
-        except DecodeError:
-            self.counters["bad_progress"] += 1
-            return []
-        self.positions[progress.node] = progress.next
+    def on_progress(self, payloads: Iterable[bytes], now: float) -> list[Effect]:
+        """Replicas' progress reports; a heartbeat at once when they move the commit index."""
+        for payload in payloads:
+            try:
+                progress = decode_progress(payload)
+            except DecodeError:
+                self.counters["bad_progress"] += 1
+                continue
+            self.positions[progress.node] = progress.next
         return self._heartbeat(now) if self.commit != self._sent_commit else []
 
     def on_envelopes(self, frames: Iterable[bytes], now: float) -> list[Effect]:
