@@ -2,6 +2,7 @@
 
 Subcommands:
     demo: fold a generated cluster trace and show the State it ends in (:mod:`.demo`).
+    node: run this machine as a node of a cluster (:mod:`.node`).
     gather: this machine's hardware monitors, live or as JSON (:mod:`.gather`).
     simulate: the liveness fault scenarios in simulated time, one table per detector (:mod:`.simulate`).
 
@@ -24,7 +25,7 @@ from typing import Protocol
 
 from clusterstate.flags import OneLineParser, Subcommands
 
-from . import demo, gather, simulate
+from . import demo, gather, node, simulate
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -44,7 +45,7 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-_IN_HELP_ORDER: tuple[Command, ...] = (demo, gather, simulate)
+_IN_HELP_ORDER: tuple[Command, ...] = (demo, node, gather, simulate)
 COMMANDS: Mapping[str, Command] = {command.NAME: command for command in _IN_HELP_ORDER}
 """Every subcommand, by name, in the order ``--help`` lists them."""
 

@@ -257,8 +257,9 @@ def network_interfaces(types: Mapping[str, InterfaceType] | None = None) -> Node
 def node_config(config_dir: Path, *, create: bool = True) -> NodeConfig | None:
     """Read ``config_dir/config.toml``, creating it empty if missing (as exo does) unless ``create`` is false.
 
-    exo's ``NodeConfig`` has no fields and forbids extras: any non-empty config is rejected with a
-    warning and nothing is emitted (``None``); invalid TOML likewise. A missing file that is not
+    exo's ``NodeConfig`` has no fields and forbids extras: any setting outside the ``[node]`` table (which
+    ``clusterstate node`` reads) is rejected with a warning and nothing is emitted (``None``); invalid TOML
+    likewise. A missing file that is not
     created reads as empty.
     """
     path = config_dir / "config.toml"
@@ -272,6 +273,7 @@ def node_config(config_dir: Path, *, create: bool = True) -> NodeConfig | None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         logger.warning("invalid config file %s, skipping: %s", path, error)
         return None
+    data.pop("node", None)  # the settings of `clusterstate node`, not exo's NodeConfig
     if data:
         logger.warning("config file %s has settings NodeConfig does not know (%s), skipping", path, sorted(data))
         return None
