@@ -164,11 +164,11 @@ class EventRefusedError(ClusterStateError, ValueError):
     master), or one past the last sequence number of the session. Nothing was numbered or kept."""
 
 
-# The master's event log (``MasterCore``): requests it cannot serve.
+# The event log a ``MasterCore`` or a ``NodeCore`` (its replica log) owns: requests it cannot serve.
 
 
 class NoLogError(LogUsageError):
-    """The ``MasterCore`` was created without an event log: nothing to page through or snapshot."""
+    """The ``MasterCore`` or ``NodeCore`` was created without an event log: nothing to page through or snapshot."""
 
 
 class SnapshotRequiredError(LogUsageError):
@@ -183,9 +183,9 @@ class SnapshotRequiredError(LogUsageError):
 
 
 class IndexAheadError(LogUsageError):
-    """A catch-up page past the master's next index (the node followed another master, or asks too far ahead)."""
+    """A catch-up page past the log's next index (the asking node followed another master, or asks too far ahead)."""
 
     def __init__(self, idx: int, next_index: int) -> None:
-        super().__init__(f"index {idx} is past the master's next index {next_index}")
+        super().__init__(f"index {idx} is past the event log's next index {next_index}")
         self.idx = idx
         self.next_index = next_index

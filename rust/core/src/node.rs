@@ -18,6 +18,12 @@
 //! of the master's log (`MasterCore::events_since`, `EventLog::read_range`), without replaying history
 //! (`docs/node.md`).
 //!
+//! A node built on an [`EventLog`] ([`NodeCore::open`]) keeps a **replica log** of the global stream: every run of
+//! events that a `receive` call is about to apply is appended to the log first, in one write, and only what the log
+//! holds is applied (the master's rule, `MasterCore`'s "log first, then apply", through the same code). After
+//! [`NodeCore::close`], the node elected master opens `MasterCore::open` on that log and continues the same history
+//! and index; a `MasterCore`'s closed log opens as a node's replica the same way.
+//!
 //! ```
 //! use clusterstate_core::node::NodeCore;
 //!
@@ -36,6 +42,10 @@ use std::fmt;
 use crate::apply::apply_mut;
 use crate::codec;
 use crate::events::IndexedEvent;
+use crate::json::Case;
+use crate::log::{EventLog, LogError};
+use crate::master::log_slot::{load_state, next_of, LogSlot};
+use crate::master::{LogFailure, MasterError};
 use crate::resequence::{Offer, Resequencer, DEFAULT_CAPACITY};
 use crate::state::State;
 
@@ -77,6 +87,22 @@ fn classify(bytes: &[u8]) -> RejectReason {
     }
 }
 
+/// [`NodeCore::join`] on a node with a replica log: adopting a snapshot would leave a hole in the log (the events
+/// between its end and the snapshot are not in it), so such a node fetches every event instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinRefused;
+
+impl fmt::Display for JoinRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a NodeCore with a replica log cannot join from a snapshot (its log would have a hole): fetch the \
+             missing events instead",
+        )
+    }
+}
+
+impl std::error::Error for JoinRefused {}
+
 /// Running totals of a [`NodeCore`] since it was created.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -102,6 +128,10 @@ pub struct Counters {
     pub joins_ignored: u64,
     /// Events waiting for an earlier one (a gauge, not a total).
     pub buffered: u64,
+    /// Records appended to the replica log.
+    pub appended: u64,
+    /// Events about to be applied that the replica log refused (not applied; fetched again).
+    pub unlogged: u64,
 }
 
 impl Counters {
@@ -133,6 +163,8 @@ impl Counters {
             ("joins", self.joins),
             ("joins_ignored", self.joins_ignored),
             ("buffered", self.buffered),
+            ("appended", self.appended),
+            ("unlogged", self.unlogged),
         ]
         .into_iter()
     }
@@ -158,8 +190,9 @@ pub struct ReceiveResult {
 
 /// A node's copy of the cluster State, kept from the master's broadcast (see the module documentation).
 ///
-/// Invariant: the resequencer's next index is always the State's (`last_event_applied_idx + 1`).
-#[derive(Clone, Debug)]
+/// Invariant: between calls, the resequencer's next index is the State's (`last_event_applied_idx + 1`), and with
+/// an open replica log, so is the log's.
+#[derive(Debug)]
 pub struct NodeCore {
     state: State,
     capacity: usize,
@@ -169,17 +202,15 @@ pub struct NodeCore {
     /// Whether the node was behind at the end of the last call (to count `gaps` once per gap).
     behind: bool,
     counters: Counters,
+    log: LogSlot,
+    loaded_snapshot: Option<u64>,
+    last_log_error: Option<LogError>,
 }
 
 impl Default for NodeCore {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The index that follows `state`'s last applied one (`last_event_applied_idx` is in `-1..=i64::MAX`).
-fn next_of(state: &State) -> u64 {
-    u64::try_from(i128::from(state.last_event_applied_idx) + 1).unwrap_or(0)
 }
 
 impl NodeCore {
@@ -204,7 +235,22 @@ impl NodeCore {
             known_end: next,
             behind: false,
             counters: Counters::default(),
+            log: LogSlot::Detached,
+            loaded_snapshot: None,
+            last_log_error: None,
         }
+    }
+
+    /// A node that owns `log` as its replica log: its State is the log's (the latest valid snapshot plus a replay
+    /// of the records after it), it continues at the log's next index, and it appends every event to the log before
+    /// applying it. The log may be a replica log or a master's log that its master closed (a hand-over). The log
+    /// is dropped (closed) if opening fails.
+    pub fn open(mut log: EventLog, capacity: usize) -> Result<Self, MasterError> {
+        let loaded = load_state(&mut log)?;
+        let mut node = Self::from_state(loaded.state, capacity);
+        node.log = LogSlot::Open(Box::new(log));
+        node.loaded_snapshot = loaded.snapshot;
+        Ok(node)
     }
 
     /// The State after every event applied so far.
@@ -227,6 +273,44 @@ impl NodeCore {
         &self.counters
     }
 
+    /// The replica log, while the node has one open.
+    pub fn log(&self) -> Option<&EventLog> {
+        self.log.log()
+    }
+
+    /// The snapshot [`Self::open`] started from, if any.
+    pub fn loaded_snapshot_index(&self) -> Option<u64> {
+        self.loaded_snapshot
+    }
+
+    /// The error of the last log failure that [`Self::receive`] absorbed, if any.
+    pub fn last_log_error(&self) -> Option<&LogError> {
+        self.last_log_error.as_ref()
+    }
+
+    /// Up to `limit` (at most [`MAX_PAGE`](crate::master::MAX_PAGE)) events from index `idx` on, read from the
+    /// replica log: a catch-up page, as `MasterCore::events_since` serves it (the same errors).
+    pub fn events_since(&mut self, idx: u64, limit: usize) -> Result<Vec<Vec<u8>>, MasterError> {
+        self.log.events_since(idx, limit)
+    }
+
+    /// Write the State as a snapshot into the replica log; returns its index.
+    pub fn snapshot(&mut self) -> Result<u64, MasterError> {
+        self.log.snapshot(&self.state)
+    }
+
+    /// Force every appended record of the replica log to disk.
+    pub fn sync(&mut self) -> Result<(), MasterError> {
+        self.log.sync(self.next_index())
+    }
+
+    /// Sync and close the replica log, releasing its directory (a `MasterCore` can then open it). Afterwards
+    /// `receive` fails with [`LogError::Closed`]; the State and the next index can still be read. A no-op without
+    /// a log.
+    pub fn close(&mut self) -> Result<(), MasterError> {
+        self.log.close()
+    }
+
     /// `Some(next_index)` when an event past the applied ones is known to exist (one is buffered, one was dropped
     /// as too far ahead, or the master said its next index is further): fetch from there. `None` when caught up.
     pub fn missing(&self) -> Option<u64> {
@@ -234,12 +318,44 @@ impl NodeCore {
         (self.known_end > next).then_some(next)
     }
 
+    /// [`Self::try_receive`] for a caller that handles a log failure like lost events: the part done before the
+    /// failure is returned and the error kept in [`Self::last_log_error`]; the refused events are fetched again
+    /// ([`Self::missing`] still points at them). Without a log it cannot fail.
+    pub fn receive<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> ReceiveResult {
+        match self.try_receive(batch) {
+            Ok(outcome) => outcome,
+            Err(failure) => {
+                let LogFailure { error, done } = *failure;
+                self.last_log_error = Some(error);
+                done
+            }
+        }
+    }
+
     /// Take a batch of broadcast events (`IndexedEvent` JSON bytes, or pages of the master's log): refuse what does
     /// not decode, drop duplicates, conflicts and events too far ahead, buffer the rest and apply every event now in
     /// sequence, in index order. Never panics and never applies a refused item; the State reached depends on which
     /// events arrived, not on their order or how they were cut into batches.
-    pub fn receive<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> ReceiveResult {
+    ///
+    /// With a replica log, the run of events about to be applied is appended to it in one write first, and only
+    /// the events the log holds are applied. If the log refuses the write, the call returns a [`LogFailure`] whose
+    /// `done` part covers what was applied (the records the log took, usually none); the refused events are
+    /// dropped, to be fetched again ([`Self::missing`] points at the first), and the events buffered out of order
+    /// stay buffered. When buffered durability made the log lose records of earlier calls, the State is ahead of
+    /// the log for good and the node lets go of it, as `MasterCore` does; after that, or after [`Self::close`],
+    /// every call fails with [`LogError::Closed`] and changes nothing.
+    pub fn try_receive<B: AsRef<[u8]>>(
+        &mut self,
+        batch: &[B],
+    ) -> Result<ReceiveResult, Box<LogFailure<ReceiveResult>>> {
+        if self.log.is_closed() {
+            return Err(Box::new(LogFailure {
+                error: LogError::Closed,
+                done: ReceiveResult::default(),
+            }));
+        }
         let mut outcome = ReceiveResult::default();
+        let mut run = Vec::new();
         for (position, bytes) in batch.iter().enumerate() {
             self.counters.received += 1;
             let bytes = bytes.as_ref();
@@ -253,7 +369,7 @@ impl NodeCore {
             match self.buffer.offer(idx, event) {
                 Offer::Accepted => {
                     self.saw(idx.saturating_add(1));
-                    outcome.applied += self.release();
+                    run.extend(std::iter::from_fn(|| self.buffer.pop_ready()).map(|(_, event)| event));
                 }
                 Offer::Stale | Offer::Duplicate => self.counters.duplicates += 1,
                 Offer::Conflict => self.counters.conflicts += 1,
@@ -263,27 +379,40 @@ impl NodeCore {
                 }
             }
         }
+        let (applied, failure) = self.commit(run);
+        outcome.applied = applied;
         self.check_gap();
         outcome.missing = self.missing();
-        outcome
+        match failure {
+            None => Ok(outcome),
+            Some(error) => Err(Box::new(LogFailure { error, done: outcome })),
+        }
     }
 
     /// Adopt a snapshot `state` if it is ahead of the node's (a node joining a long-running cluster, or one too far
     /// behind to fetch every event): the buffered events it covers are dropped, the ones that follow it applied.
     /// An older or equal snapshot is ignored (counted in `joins_ignored`). Returns whether it was adopted.
-    pub fn join(&mut self, state: State) -> bool {
+    ///
+    /// A node built with a replica log (open or closed) refuses ([`JoinRefused`]) and changes nothing.
+    pub fn join(&mut self, state: State) -> Result<bool, JoinRefused> {
+        if !matches!(self.log, LogSlot::Detached) {
+            return Err(JoinRefused);
+        }
         let next = next_of(&state);
         if next <= self.next_index() {
             self.counters.joins_ignored += 1;
-            return false;
+            return Ok(false);
         }
         self.buffer.advance_to(next);
         self.state = state;
         self.saw(next);
         self.counters.joins += 1;
-        self.release();
+        let run: Vec<IndexedEvent> = std::iter::from_fn(|| self.buffer.pop_ready())
+            .map(|(_, event)| event)
+            .collect();
+        self.commit(run);
         self.check_gap();
-        true
+        Ok(true)
     }
 
     /// Note that the master's next index is `next` (e.g. from a heartbeat): if it is past the node's, the node is
@@ -307,20 +436,36 @@ impl NodeCore {
         self.behind = behind;
     }
 
-    /// Apply every buffered event that is now in sequence; returns how many.
-    fn release(&mut self) -> u64 {
+    /// Log `run` (the events just released in sequence, in index order) in one write, then apply the ones the log
+    /// holds; returns how many were applied and the log's error. The refused ones are dropped and the buffer
+    /// rewound to them, so that they are accepted again when fetched; the buffered ones are kept.
+    fn commit(&mut self, run: Vec<IndexedEvent>) -> (u64, Option<LogError>) {
+        let mut logged = run.len();
+        let mut failure = None;
+        if let (Some(first), Some(_)) = (run.first(), self.log.log()) {
+            let encoded: Vec<Vec<u8>> = run.iter().map(|event| codec::encode(event, Case::Snake)).collect();
+            let appended = self.log.append(first.idx, &encoded);
+            self.counters.appended += appended.written;
+            logged = appended.logged;
+            failure = appended.error;
+        }
         let mut applied = 0;
-        while let Some((_, event)) = self.buffer.pop_ready() {
+        for event in run.iter().take(logged) {
             // The buffer releases exactly the State's next index, which decoding keeps within `0..=i64::MAX`, so
             // `apply_mut` cannot refuse it; were it to, the State would be unchanged and the event skipped rather
             // than the node stopped.
-            if apply_mut(&mut self.state, &event).is_ok() {
+            if apply_mut(&mut self.state, event).is_ok() {
                 applied += 1;
             }
         }
         self.counters.applied += applied;
+        if failure.is_some() {
+            self.counters.unlogged += u64::try_from(run.len() - logged).unwrap_or(u64::MAX);
+            self.buffer.rewind_to(self.next_index());
+            self.log.close_if_behind(self.next_index());
+        }
         self.counters.buffered = u64::try_from(self.buffer.len()).unwrap_or(u64::MAX);
-        applied
+        (applied, failure)
     }
 }
 
@@ -381,6 +526,8 @@ mod tests {
             joins: 9,
             joins_ignored: 10,
             buffered: 11,
+            appended: 12,
+            unlogged: 13,
         };
         assert_eq!(
             counters.iter().collect::<Vec<_>>(),
@@ -397,6 +544,8 @@ mod tests {
                 ("joins", 9),
                 ("joins_ignored", 10),
                 ("buffered", 11),
+                ("appended", 12),
+                ("unlogged", 13),
             ]
         );
     }
@@ -513,12 +662,12 @@ mod tests {
         let mut node = NodeCore::new();
         node.receive(&[line(0), line(3), line(5), line(6), line(8)]);
         assert_eq!(node.counters().buffered, 4);
-        assert!(node.join(reference(5))); // covers 0..=4: 3 dropped, 5 and 6 follow
+        assert_eq!(node.join(reference(5)), Ok(true)); // covers 0..=4: 3 dropped, 5 and 6 follow
         assert_eq!(node.next_index(), 7);
         assert_eq!(node.counters().buffered, 1);
         assert_eq!(node.missing(), Some(7));
-        assert!(!node.join(reference(6))); // older
-        assert!(!node.join(reference(7))); // equal
+        assert_eq!(node.join(reference(6)), Ok(false)); // older
+        assert_eq!(node.join(reference(7)), Ok(false)); // equal
         node.receive(&[line(7)]);
         assert_eq!(node.missing(), None);
         assert_eq!(node.state(), &reference(9));
@@ -587,7 +736,7 @@ mod tests {
             let mut node = NodeCore::with_capacity(8);
             node.receive(&before.iter().map(|i| line(*i)).collect::<Vec<_>>());
             let ahead = i64::try_from(k).unwrap() - 1 > node.state().last_event_applied_idx;
-            proptest::prop_assert_eq!(node.join(reference(k)), ahead);
+            proptest::prop_assert_eq!(node.join(reference(k)), Ok(ahead));
             node.receive(&tail.iter().map(|i| line(*i)).collect::<Vec<_>>());
             catch_up(&mut node, n, 5);
             proptest::prop_assert_eq!(node.state(), &reference(n));

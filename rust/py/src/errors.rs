@@ -7,6 +7,7 @@ use std::path::Path;
 use clusterstate_core::liveness::TrackerError;
 use clusterstate_core::log::LogError;
 use clusterstate_core::master::MasterError;
+use clusterstate_core::node::JoinRefused;
 use clusterstate_core::producer::OutboxError;
 use clusterstate_core::{ApplyError, DecodeError as CoreDecodeError};
 use pyo3::prelude::*;
@@ -35,6 +36,7 @@ pub enum PyCoreError {
     Apply(ApplyError),
     Log(LogError),
     Master(MasterError),
+    Join(JoinRefused),
     Outbox(OutboxError),
     Tracker(TrackerError),
     Py(PyErr),
@@ -58,6 +60,7 @@ from_error!(
     Apply(ApplyError),
     Log(LogError),
     Master(MasterError),
+    Join(JoinRefused),
     Outbox(OutboxError),
     Tracker(TrackerError),
     Py(PyErr),
@@ -70,6 +73,7 @@ impl From<PyCoreError> for PyErr {
             PyCoreError::Apply(ApplyError::EventIndex { expected, got }) => EventIndexError::new_err((expected, got)),
             PyCoreError::Log(err) => log_error(err),
             PyCoreError::Master(err) => master_error(err),
+            PyCoreError::Join(err) => LogUsageError::new_err(err.to_string()),
             PyCoreError::Outbox(err) => outbox_error(err),
             PyCoreError::Tracker(err) => OptionsError::new_err(err.to_string()),
             PyCoreError::Py(err) => err,
@@ -129,4 +133,17 @@ pub fn invalid(what: &'static str, message: impl Into<String>) -> PyErr {
 /// A setting a component cannot work with, as `OptionsError(message)`.
 pub fn invalid_option(message: &'static str) -> PyErr {
     OptionsError::new_err(message)
+}
+
+/// The log error of a call the log cut short, with what the call did before as its `result` attribute.
+pub fn failure_error<T>(py: Python<'_>, error: LogError, done: T) -> PyErr
+where
+    T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>,
+{
+    let error = PyErr::from(PyCoreError::Log(error));
+    if let Ok(result) = Bound::new(py, done) {
+        // Best effort: an exception instance always takes attributes.
+        let _ = error.value(py).setattr("result", result);
+    }
+    error
 }

@@ -25,26 +25,27 @@ pub struct PyEventLog {
     path: PathBuf,
     durability: &'static str,
     loaded_snapshot: Mutex<Option<u64>>,
-    /// Set once a `MasterCore` took the log over (see [`Self::take_for_master`]).
+    /// Set once a `MasterCore` or a `NodeCore` took the log over (see [`Self::take_over`]).
     handed_over: AtomicBool,
 }
 
 impl PyEventLog {
-    /// Take the open log out of this object for a `MasterCore`, which owns it from then on: every later call on
-    /// this object raises `LogClosedError` saying so (the master would otherwise see records it did not write).
-    pub fn take_for_master(&self) -> PyResult<EventLog> {
+    /// Take the open log out of this object for a `MasterCore` or a `NodeCore`, which owns it from then on: every
+    /// later call on this object raises `LogClosedError` saying so (the core would otherwise see records it did not
+    /// write).
+    pub fn take_over(&self) -> PyResult<EventLog> {
         let log = self.inner.lock().unwrap_or_else(PoisonError::into_inner).take();
         let log = log.ok_or_else(|| self.error(LogError::Closed))?;
         self.handed_over.store(true, Ordering::Release);
         Ok(log)
     }
 
-    /// A log error as its Python exception; `Closed` says when the log was handed to a `MasterCore`.
+    /// A log error as its Python exception; `Closed` says when the log was handed to a core.
     fn error(&self, err: LogError) -> PyErr {
         if matches!(err, LogError::Closed) && self.handed_over.load(Ordering::Acquire) {
             return LogClosedError::new_err(
-                "this EventLog was handed to a MasterCore, which owns it now: use the master's events_since, \
-                 snapshot, sync and close",
+                "this EventLog was handed to a MasterCore or NodeCore, which owns it now: use the core's \
+                 events_since, snapshot, sync and close",
             );
         }
         PyCoreError::Log(err).into()

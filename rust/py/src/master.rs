@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use clusterstate_core::liveness::{DEFAULT_PERIOD_S, DEFAULT_THRESHOLD};
-use clusterstate_core::log::LogError;
 use clusterstate_core::master::{
     CycleResult, IngestResult, LogFailure, MasterCore, MasterOptions, DEFAULT_DEDUP_WINDOW,
 };
@@ -13,23 +12,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::convert::{batch_arg, bytes_list, counters_dict, session_tuple, SessionArg};
-use crate::errors::{PyCoreError, PyCoreResult};
+use crate::errors::{failure_error, PyCoreResult};
 use crate::liveness::PyNodeStaleness;
 use crate::log::PyEventLog;
 use crate::state::PyCoreState;
-
-/// The log error of a call the log cut short, with what the call did before as its `result` attribute.
-fn failure_error<T>(py: Python<'_>, error: LogError, done: T) -> PyErr
-where
-    T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>,
-{
-    let error = PyErr::from(PyCoreError::Log(error));
-    if let Ok(result) = Bound::new(py, done) {
-        // Best effort: an exception instance always takes attributes.
-        let _ = error.value(py).setattr("result", result);
-    }
-    error
-}
 
 /// Byte strings kept in a result object, handed out as `bytes` without a copy.
 fn kept_bytes(py: Python<'_>, items: &[Vec<u8>]) -> Vec<Py<PyBytes>> {
@@ -160,7 +146,7 @@ impl PyMasterCore {
         let inner = match log {
             None => MasterCore::with_options(session, options),
             Some(log) => {
-                let log = log.get().take_for_master()?;
+                let log = log.get().take_over()?;
                 py.detach(move || MasterCore::open(session, log, options))
             }
         };

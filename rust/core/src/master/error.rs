@@ -1,15 +1,17 @@
-//! The master's errors: [`MasterError`] (opening, catch-up pages, snapshots) and [`LogFailure`] (an `ingest` or
-//! `plan_cycle` that the event log cut short, with what was done before the failure).
+//! The master's errors: [`MasterError`] (opening, catch-up pages, snapshots; also the errors of a
+//! [`NodeCore`](crate::node::NodeCore)'s replica log, the same log) and [`LogFailure`] (an `ingest`, `plan_cycle`
+//! or a node's `receive` that the event log cut short, with what was done before the failure).
 
 use std::fmt;
 
 use crate::liveness::TrackerError;
 use crate::log::LogError;
 
-/// Why a [`MasterCore`](super::MasterCore) operation other than `ingest` / `plan_cycle` failed.
+/// Why a [`MasterCore`](super::MasterCore) operation other than `ingest` / `plan_cycle` failed, or an operation on
+/// a [`NodeCore`](crate::node::NodeCore)'s replica log other than `receive`.
 #[derive(Debug)]
 pub enum MasterError {
-    /// The master has no event log (created without one), so there is nothing to page or snapshot.
+    /// The core has no event log (created without one), so there is nothing to page or snapshot.
     NoLog,
     /// The event log failed (I/O, corruption, closed, ...).
     Log(LogError),
@@ -32,12 +34,12 @@ pub enum MasterError {
         /// The log's first retained index.
         first_index: u64,
     },
-    /// A catch-up page asked for an index past the master's next index (the node is ahead of this master, e.g. it
+    /// A catch-up page asked for an index past the log's next index (the asking node is ahead of this log, e.g. it
     /// followed another session).
     AheadOfLog {
         /// The requested index.
         idx: u64,
-        /// The master's next index.
+        /// The log's next index.
         next_index: u64,
     },
 }
@@ -45,7 +47,7 @@ pub enum MasterError {
 impl fmt::Display for MasterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoLog => f.write_str("this MasterCore has no event log"),
+            Self::NoLog => f.write_str("no event log: this core was created without one"),
             Self::Log(err) => err.fmt(f),
             Self::Tracker(err) => err.fmt(f),
             Self::InvalidOptions(message) => f.write_str(message),
@@ -59,7 +61,7 @@ impl fmt::Display for MasterError {
                 "index {idx} is before the event log's first retained index {first_index}: join from a snapshot"
             ),
             Self::AheadOfLog { idx, next_index } => {
-                write!(f, "index {idx} is past the master's next index {next_index}")
+                write!(f, "index {idx} is past the event log's next index {next_index}")
             }
         }
     }
@@ -87,10 +89,11 @@ impl From<TrackerError> for MasterError {
     }
 }
 
-/// An `ingest` or `plan_cycle` call that the event log cut short. `done` is what the call did before the failure,
-/// which is consistent with the log: its `broadcast` and acknowledgements cover exactly the events the log accepted
-/// (often none), and the State holds exactly those. The events the log refused were not applied and are forgotten
-/// as if lost in transit (their producers resend them: they were never acknowledged).
+/// An `ingest`, `plan_cycle` or (a node's) `receive` call that the event log cut short. `done` is what the call did
+/// before the failure, which is consistent with the log: its `broadcast` and acknowledgements cover exactly the
+/// events the log accepted (often none), and the State holds exactly those. The events the log refused were not
+/// applied and are forgotten as if lost in transit (producers resend them: they were never acknowledged; a node
+/// fetches them again).
 #[derive(Debug)]
 pub struct LogFailure<T> {
     /// Why the log refused the append (e.g. [`LogError::DiskFull`]).

@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::counters::{Counters, RejectReason};
 use super::error::{LogFailure, MasterError};
+use super::log_slot::{load_state, next_of, LogSlot};
 use super::recent::{RecentIds, DEFAULT_DEDUP_WINDOW};
 use crate::apply::apply_mut;
 use crate::codec;
@@ -108,26 +109,6 @@ impl Default for MasterOptions {
 /// memory, so this bounds the memory of a catch-up request.
 pub const MAX_PAGE: usize = 10_000;
 
-/// The master's event log, if it has one.
-enum LogSlot {
-    /// Built without a log: nothing is persisted.
-    Detached,
-    /// The open log: every event is appended to it before it is applied.
-    Open(Box<EventLog>),
-    /// The log was closed: the master refuses to apply anything it could not persist.
-    Closed,
-}
-
-impl fmt::Debug for LogSlot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Detached => f.write_str("Detached"),
-            Self::Open(log) => write!(f, "Open({:?}, next_index={})", log.dir(), log.next_index()),
-            Self::Closed => f.write_str("Closed"),
-        }
-    }
-}
-
 /// Events indexed by one call, logged, applied and broadcast together (one append, one fsync).
 #[derive(Default)]
 struct Staged {
@@ -200,11 +181,6 @@ impl fmt::Debug for MasterCore {
     }
 }
 
-/// The index after `state`'s last one.
-fn next_of(state: &State) -> u64 {
-    u64::try_from(i128::from(state.last_event_applied_idx) + 1).unwrap_or(u64::MAX)
-}
-
 impl MasterCore {
     /// A master of `session` with an empty State and no log, buffering up to [`DEFAULT_CAPACITY`] events per
     /// producer.
@@ -243,14 +219,7 @@ impl MasterCore {
     /// The log is dropped (closed) if opening fails.
     pub fn open(session: SessionId, mut log: EventLog, options: MasterOptions) -> Result<Self, MasterError> {
         let tracker = options.tracker()?;
-        let loaded = log.load_state()?;
-        let state_next = next_of(&loaded.state);
-        if state_next != log.next_index() {
-            return Err(MasterError::IndexMismatch {
-                log_next: log.next_index(),
-                state_next,
-            });
-        }
+        let loaded = load_state(&mut log)?;
         let recent = RecentIds::load(&mut log, options.dedup_window)?;
         let mut master = Self::build(
             session,
@@ -311,10 +280,7 @@ impl MasterCore {
 
     /// The event log, while the master has one open.
     pub fn log(&self) -> Option<&EventLog> {
-        match &self.log {
-            LogSlot::Open(log) => Some(log),
-            LogSlot::Detached | LogSlot::Closed => None,
-        }
+        self.log.log()
     }
 
     /// The snapshot [`Self::open`] started from, if any.
@@ -327,62 +293,27 @@ impl MasterCore {
         self.recent.len()
     }
 
-    fn log_mut(&mut self) -> Result<&mut EventLog, MasterError> {
-        match &mut self.log {
-            LogSlot::Open(log) => Ok(log),
-            LogSlot::Detached => Err(MasterError::NoLog),
-            LogSlot::Closed => Err(MasterError::Log(LogError::Closed)),
-        }
-    }
-
     /// Write the State as a snapshot into the log (at the State's last index); returns that index.
     pub fn snapshot(&mut self) -> Result<u64, MasterError> {
-        let state = self.state.clone();
-        let written = self.log_mut()?.snapshot(&state);
-        if written.is_err() {
-            self.close_log_if_behind();
-        }
-        Ok(written?)
+        self.log.snapshot(&self.state)
     }
 
     /// Force every appended record to disk.
     pub fn sync(&mut self) -> Result<(), MasterError> {
-        let synced = self.log_mut()?.sync();
-        if synced.is_err() {
-            self.close_log_if_behind();
-        }
-        Ok(synced?)
+        self.log.sync(self.next_index())
     }
 
     /// Sync and close the log, releasing its directory. Afterwards `ingest` and `plan_cycle` fail with
     /// [`LogError::Closed`] (the master never applies what it cannot persist). A no-op without a log.
     pub fn close(&mut self) -> Result<(), MasterError> {
-        match std::mem::replace(&mut self.log, LogSlot::Closed) {
-            LogSlot::Open(log) => Ok(log.close()?),
-            LogSlot::Detached => {
-                self.log = LogSlot::Detached;
-                Ok(())
-            }
-            LogSlot::Closed => Ok(()),
-        }
+        self.log.close()
     }
 
     /// Up to `limit` (at most [`MAX_PAGE`]) events from global index `idx` on, as their `IndexedEvent` JSON (the
     /// bytes that were broadcast), read from the log: a catch-up page for a node that missed broadcasts. An empty
     /// page when `idx` is the next index.
     pub fn events_since(&mut self, idx: u64, limit: usize) -> Result<Vec<Vec<u8>>, MasterError> {
-        let log = self.log_mut()?;
-        let next_index = log.next_index();
-        if idx > next_index {
-            return Err(MasterError::AheadOfLog { idx, next_index });
-        }
-        let first_index = log.first_index();
-        if idx < first_index {
-            return Err(MasterError::BeforeLog { idx, first_index });
-        }
-        let limit = u64::try_from(limit.min(MAX_PAGE)).unwrap_or(0);
-        let page = log.read_raw(idx, idx.saturating_add(limit))?;
-        Ok(page.into_iter().map(|(_, payload)| payload).collect())
+        self.log.events_since(idx, limit)
     }
 
     /// [`Self::try_ingest`] for a caller that handles a log failure like lost envelopes: the part done before the
@@ -410,7 +341,7 @@ impl MasterCore {
     /// never applies a refused envelope; the batch is processed in order, so the result is a function of the
     /// sequence of batches. With a log, a failed append returns a [`LogFailure`] (see the type's docs).
     pub fn try_ingest<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> Result<IngestResult, Box<LogFailure<IngestResult>>> {
-        if matches!(self.log, LogSlot::Closed) {
+        if self.log.is_closed() {
             return Err(Box::new(LogFailure {
                 error: LogError::Closed,
                 done: IngestResult::default(),
@@ -497,7 +428,7 @@ impl MasterCore {
     /// broadcast exactly like an ingested event. With a log, a failed append returns a [`LogFailure`]; the
     /// tracker has then reset the nodes' counts, so they are decided again after another `threshold` cycles.
     pub fn plan_cycle(&mut self, now: f64) -> Result<CycleResult, Box<LogFailure<CycleResult>>> {
-        if matches!(self.log, LogSlot::Closed) {
+        if self.log.is_closed() {
             return Err(Box::new(LogFailure {
                 error: LogError::Closed,
                 done: CycleResult::default(),
@@ -606,17 +537,6 @@ impl MasterCore {
         Ok(())
     }
 
-    /// After a failed write: when buffered durability made the log drop records that earlier calls had already
-    /// applied and acknowledged, the State is ahead of the log for good. The master then lets go of the log and
-    /// refuses further work ([`LogError::Closed`]) until it is reopened from what the log holds.
-    fn close_log_if_behind(&mut self) {
-        if let LogSlot::Open(log) = &self.log {
-            if log.next_index() < self.next_index() {
-                self.log = LogSlot::Closed;
-            }
-        }
-    }
-
     /// Log the staged events in one append, then apply, encode and acknowledge the ones the log accepted, in index
     /// order. On a log failure, returns the error and, for each producer, the sequence number it was rewound to
     /// (its first event the log refused).
@@ -634,29 +554,11 @@ impl MasterCore {
         if events.is_empty() {
             return None;
         }
-        let mut failure = None;
-        let mut logged = events.len();
-        if let LogSlot::Open(log) = &mut self.log {
-            let before = log.next_index();
-            // `append_encoded` trusts the indices; they come from the State, which `open` checked against the log.
-            let in_step = events.first().is_some_and(|first| first.idx == before);
-            let appended = if in_step {
-                log.append_encoded(&encoded)
-            } else {
-                Err(LogError::EventIndex {
-                    expected: before,
-                    got: events.first().map_or(before, |first| first.idx),
-                })
-            };
-            if let Err(error) = appended {
-                // The log ends where it managed to write: where it was, after part of this batch, or (buffered
-                // durability: records of earlier calls not yet written are dropped too) before it was.
-                let written = log.next_index().saturating_sub(before);
-                logged = usize::try_from(written).map_or(0, |written| written.min(events.len()));
-                failure = Some(error);
-            }
-            self.counters.appended += u64::try_from(logged).unwrap_or(0);
-        }
+        let first = events.first().map_or(0, |first| first.idx);
+        let appended = self.log.append(first, &encoded);
+        self.counters.appended += appended.written;
+        let logged = appended.logged;
+        let mut failure = appended.error;
         let mut applied = 0;
         for (event, ack) in events.iter().zip(&acks).take(logged) {
             if let Err(err) = apply_mut(&mut self.state, event) {
@@ -677,7 +579,7 @@ impl MasterCore {
             broadcast.append(&mut encoded);
         }
         let error = failure?;
-        self.close_log_if_behind();
+        self.log.close_if_behind(self.next_index());
         let mut rewound: HashMap<ProducerId, u64> = HashMap::new();
         for (producer, origin_idx) in acks.into_iter().skip(applied).flatten() {
             let from = rewound.entry(producer).or_insert(origin_idx);

@@ -30,6 +30,7 @@
 mod counters;
 mod error;
 mod ingest;
+pub(crate) mod log_slot;
 mod recent;
 
 pub use counters::{Counters, RejectReason};
