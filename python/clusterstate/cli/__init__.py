@@ -5,6 +5,7 @@ Subcommands:
     node: run this machine as a node of a cluster (:mod:`.node`).
     gather: this machine's hardware monitors, live or as JSON (:mod:`.gather`).
     simulate: the liveness fault scenarios in simulated time, one table per detector (:mod:`.simulate`).
+    chaos: real node machines under faults in simulated time, their invariants checked per seed (:mod:`.chaos`).
 
 A command module has a ``NAME``, ``add_parser(commands)`` adding its subparser and flags, ``check(args)``
 refusing flags that contradict each other (before any work), and ``run(args)`` returning the exit status;
@@ -25,7 +26,7 @@ from typing import Protocol
 
 from clusterstate.flags import OneLineParser, Subcommands
 
-from . import demo, gather, node, simulate
+from . import chaos, demo, gather, node, simulate
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -45,7 +46,7 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-_IN_HELP_ORDER: tuple[Command, ...] = (demo, node, gather, simulate)
+_IN_HELP_ORDER: tuple[Command, ...] = (demo, node, gather, simulate, chaos)
 COMMANDS: Mapping[str, Command] = {command.NAME: command for command in _IN_HELP_ORDER}
 """Every subcommand, by name, in the order ``--help`` lists them."""
 
