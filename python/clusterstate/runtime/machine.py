@@ -302,7 +302,7 @@ class NodeMachine:
         elif pattern == self.keys.ack(self.producer.session, self.node_id):
             for payload in payloads:
                 effects += self._producing(
-                    self.producer.on_ack(self.producer.session, payload, self.next_index, now, self._commit_bound)
+                    self.producer.on_ack(self.producer.session, payload, self._applied_bound, now, self._commit_bound)
                 )
         else:
             self.counters["unexpected_publications"] += len(payloads)
@@ -469,6 +469,7 @@ class NodeMachine:
         if not ahead:
             return self._promote(done.term, now)
         source = max(ahead, key=lambda r: (r.next, r.node))
+        self._drop_buffered()
         self._sync = _Sync(done.term, source.node, source.next)
         return self._sync_fetch(now)
 
@@ -612,9 +613,20 @@ class NodeMachine:
             self.data.set_aside(self.term, aside.count)
             self.counters["diverged_events"] += aside.count
             self.follower.core = NodeCore(log=self.data.open_log(self.options.durability))
+        else:
+            self._drop_buffered()
         self.lineage = theirs
         self.data.write_lineage(theirs)
         return []
+
+    def _drop_buffered(self) -> None:
+        """Reopen the replica when it buffers events ahead of a gap: they came from an earlier session, whose log may
+        differ from the one the gap is now filled from (the new master's, or a sync source's), and would be applied
+        after its events."""
+        if self.follower.core.counters["buffered"]:
+            self.follower.core.close()
+            self.counters["dropped_buffered"] += 1
+            self.follower.core = NodeCore(log=self.data.open_log(self.options.durability))
 
     def _follower(self, core: NodeCore) -> FollowerStep:
         o = self.options
@@ -643,8 +655,18 @@ class NodeMachine:
     def _commit_bound(self) -> int | None:
         return self.leader.commit if self.leader is not None else self._commit
 
+    @property
+    def _applied_bound(self) -> int:
+        """How many events of this node's own log count as applied for the producer's gate: none while a followed
+        session is held: the replica may have diverged from the master's log (its next index then counts events of
+        another lineage) and the session's commit index is not known yet. An acknowledgement's `upto` is at least 1
+        (its events are below it), so 0 releases nothing."""
+        if self.leader is None and self.follower.held:
+            return 0
+        return self.next_index
+
     def _release(self) -> None:
-        self.producer.on_applied(self.next_index, self._commit_bound)
+        self.producer.on_applied(self._applied_bound, self._commit_bound)
 
     def _producing(self, effects: list[Effect]) -> list[Effect]:
         """The producer's effects, with its envelopes held back while no session is followed or served (they are

@@ -62,6 +62,8 @@ Release = tuple[Session, str, int]  # (session, producer, origin_idx)
 _PAGE = 10_000
 _MIN_TICK_S = 0.005  # the soonest a node is ticked again after a call
 _QUIET_EVERY_S = 0.5  # how often quiescence is looked for once the faults stopped
+_SHM = Path("/dev/shm")
+_JOINS = 1  # nodes joining during the run (or, at the latest, when the faults stop)
 
 
 class RecordingGate(AckGate):
@@ -147,8 +149,15 @@ class Cluster:
     ) -> None:
         self.seed, self.duration_s, self.settle_s, self.root, self.gate = seed, duration_s, settle_s, root, gate
         self.rng = random.Random(seed)
+        self._joins = _JOINS
         self.options = NodeOptions(
-            cluster="chaos", durability="none", period_s=2.0, page_limit=25, snapshot_every=50, tick_s=0.1
+            cluster="chaos",
+            quorum=(nodes + _JOINS) // 2 + 1,
+            durability="none",
+            period_s=2.0,
+            page_limit=25,
+            snapshot_every=50,
+            tick_s=0.1,
         )
         self.links = Links(
             loss=0.05, copy=0.05, late=0.1, lease_s=self.options.lease_s, timeout_s=self.options.page_timeout_s
@@ -164,7 +173,6 @@ class Cluster:
         self.pushed: set[str] = set()
         self.released: set[str] = set()
         self.settled: float | None = None
-        self._joins = 1
         for _ in range(nodes):
             self._start(self._new_host())
 
@@ -334,9 +342,12 @@ class Cluster:
             self._down(host, crash=False)
             self._later(host, rng.uniform(0.5, 6.0))
         elif self._joins:
-            self._joins -= 1
-            self.faults["join"] += 1
-            self._start(self._new_host())
+            self._join()
+
+    def _join(self) -> None:
+        self._joins -= 1
+        self.faults["join"] += 1
+        self._start(self._new_host())
 
     def _later(self, host: _Host, delay: float) -> None:
         """Restart `host` after `delay` (unless something started it meanwhile)."""
@@ -371,6 +382,8 @@ class Cluster:
                 self._resume(host, host.port, host.port.freezes)
             elif host.machine is None:
                 self._start(host)
+        while self._joins:
+            self._join()
 
     # Invariants.
 
@@ -523,7 +536,10 @@ def run(
     directory: Path | None = None,
 ) -> Report:
     """Simulate `nodes` nodes under faults for `duration_s` simulated seconds, then until they quiesce; check the
-    invariants (module docstring). The nodes' data directories live in a temporary directory under `directory`."""
+    invariants (module docstring). The nodes' data directories live in a temporary directory under `directory`
+    (default: ``/dev/shm`` where it exists, since the simulated disks need no durability, else the system's)."""
+    if directory is None and _SHM.is_dir():
+        directory = _SHM
     with tempfile.TemporaryDirectory(prefix="chaos-", dir=directory) as root:
         cluster = Cluster(seed, nodes, duration_s, Path(root), gate=gate)
         try:
