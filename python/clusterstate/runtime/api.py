@@ -14,8 +14,8 @@ Routes (errors are JSON ``{"error": code, "detail": message}``, plus ``"index"``
 - ``GET /node_id``: the node id as a JSON string.
 - ``GET /metrics``: Prometheus text (:mod:`.metrics`).
 - ``POST /debug/emit[?within=S]``, only in an app built with ``debug=True``: the body is one event; it is pushed
-  through the node's outbox and ``{"index": next}`` returned once released; 400 ``bad_request``, 504 ``timeout``
-  (not released within ``S`` seconds, default 10).
+  through the node's outbox and ``{"index": next}`` returned once released; 400 ``bad_request`` (not an event, or
+  one the outbox refuses), 504 ``timeout`` (not released within ``S`` seconds, default 10).
 
 ``/state`` and ``/events`` carry the header ``X-Clusterstate-Index``: the node's next index. Every endpoint is a
 coroutine, so the view is only ever called on the event loop's thread, where the cores live.
@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from clusterstate.codec import decode_event
-from clusterstate.errors import DecodeError, IndexAheadError, SnapshotRequiredError
+from clusterstate.errors import DecodeError, EventRefusedError, IndexAheadError, SnapshotRequiredError
 from clusterstate.models import Event
 
 from .metrics import CONTENT_TYPE, metrics_text
@@ -218,6 +218,8 @@ def build_app(view: NodeView, *, debug: bool = False) -> Starlette:
             raise _BadRequestError(str(bad)) from None
         try:
             index = await view.emit(event, within)
+        except EventRefusedError as refused:
+            raise _BadRequestError(str(refused)) from None
         except TimeoutError:
             return _error(504, "timeout", f"the event was not released within {within:g} s")
         return JSONResponse({"index": index})
