@@ -562,7 +562,9 @@ class NodeMachine:
         return effects
 
     def _voters(self) -> set[str]:
-        voters = set(self.state.known_nodes())
+        """The nodes a quorum is counted from: those the State knows (until NodeDisconnected) and those live now,
+        so a master's own events wait for a follower's replica even before the followers produced anything."""
+        voters = set(self.state.known_nodes()) | self.view.members
         if self.options.voter:
             voters.add(self.node_id)
         return voters
