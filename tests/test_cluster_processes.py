@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from clusterstate.runtime.local import LocalCluster
+from clusterstate.runtime.local import LocalCluster, free_port
 from support.cluster import assert_converged, emit
 from support.processes import Processes
 
@@ -178,17 +178,32 @@ def test_a_second_process_with_the_same_node_id_refuses_to_start(make_cluster: M
     cluster.start_all()
     cluster.wait_for("one master", cluster.settled, 30)
     twin = cluster.nodes["n1"]
+    elsewhere = [a for a in cluster.command(twin) if not a.startswith(("--data-dir=", "--listen="))]
     clone = subprocess.run(
-        [*cluster.command(twin), f"--data-dir={tmp_path / 'clone'}", "--listen=tcp/127.0.0.1:0"],
+        [*elsewhere, f"--data-dir={tmp_path / 'clone'}", f"--listen=tcp/127.0.0.1:{free_port()}"],
         capture_output=True,
         timeout=60,
         check=False,
     )
     assert clone.returncode == 1
     assert b"node id n1 is already live" in clone.stderr
-    same_dir = subprocess.run(cluster.command(twin), capture_output=True, timeout=60, check=False)
+    same_dir = subprocess.run(
+        [*elsewhere, f"--data-dir={twin.data_dir}", f"--listen=tcp/127.0.0.1:{free_port()}"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert same_dir.returncode == 1
     assert b"in use by another clusterstate node" in same_dir.stderr
+    in_use = subprocess.run(
+        [*elsewhere, f"--data-dir={tmp_path / 'other'}", f"--listen=tcp/127.0.0.1:{twin.port}", "--node-id=n9"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert in_use.returncode == 1
+    assert b"cannot open the zenoh session" in in_use.stderr
+    assert b"Traceback" not in in_use.stderr
     assert cluster.settled() is not None
 
 

@@ -413,7 +413,8 @@ class MasterCore:
 
     `log`: the master takes the `EventLog` over — every later use of that Python object raises
     `LogClosedError` (the master must be the log's only writer) — and starts from the log's State (latest
-    snapshot plus tail), continuing its index with no gap. Every applied event is appended to the log
+    snapshot plus tail), continuing its index with no gap. The log may be a `NodeCore`'s closed replica
+    log: the node elected master continues the same history. Every applied event is appended to the log
     before it is applied. A master restarted from its log must serve a NEW session (a restart is a new
     election): it knows no producer, producers re-address their pending events to it, and resends of
     events among the log's last `dedup_window` records are acknowledged, not applied again. If building
@@ -548,20 +549,35 @@ class NodeCore:
     at `state.last_event_applied_idx + 1`. Not thread-safe: a second thread calling while `receive`
     runs gets a `RuntimeError` (already borrowed).
 
+    `log`: the node takes the `EventLog` over as its replica log, exactly as `MasterCore` does — every
+    later use of that Python object raises `LogClosedError` — starts from the log's State (latest
+    snapshot plus tail) and continues at the log's next index. Every event is appended to the log
+    before it is applied. After `close()`, a `MasterCore` can open the same directory and continue
+    the history (and a master's closed log opens as a node's replica the same way). If building the
+    node from the log fails, the log is closed.
+
     Raises:
         clusterstate.errors.DecodeError: `state` is not a State.
-        clusterstate.errors.OptionsError: `capacity` < 1.
+        clusterstate.errors.OptionsError: `capacity` < 1, or both `state` and `log` given.
+        clusterstate.errors.LogError: the log cannot be read (e.g. `LogCorruptedError`), or was closed.
     """
 
-    def __new__(cls, state: _StateInput | None = None, *, capacity: int = ...) -> NodeCore: ...
+    def __new__(
+        cls, state: _StateInput | None = None, *, capacity: int = ..., log: EventLog | None = ...
+    ) -> NodeCore: ...
     def receive(self, batch: Iterable[bytes | bytearray]) -> ReceiveResult:
         """Receive a batch of broadcast events (or a page of the master's log) in one call, without the GIL.
 
         Malformed and unknown-tag items are refused and counted; copies, conflicts and events too far
-        ahead are dropped and counted; the rest are buffered and every event in sequence is applied.
+        ahead are dropped and counted; the rest are buffered and every event in sequence is applied —
+        with a replica log, after the run about to be applied was appended to it in one write.
 
         Raises:
             TypeError: an item of `batch` is not bytes or bytearray (nothing is received).
+            clusterstate.errors.LogError: the replica log refused the write (e.g. `LogFullError`) or is
+                closed. The exception's `result` (a `ReceiveResult`) is what the call did before: the
+                State holds exactly the events the log holds. The refused events are dropped, to be
+                fetched again (`missing` points at the first); the events buffered out of order stay.
         """
 
     def join(self, state: _StateInput) -> bool:
@@ -572,7 +588,46 @@ class NodeCore:
 
         Raises:
             clusterstate.errors.DecodeError: `state` is not a State.
+            clusterstate.errors.LogUsageError: the node has a replica log (open or closed), which a
+                snapshot would leave with a hole: fetch the events instead.
         """
+
+    def events_since(self, idx: int, limit: int = 1000) -> list[bytes]:
+        """Up to `limit` (capped at 10 000) events from index `idx` on, as `IndexedEvent` JSON read from
+        the replica log: a catch-up page, as `MasterCore.events_since` serves it.
+
+        Raises:
+            clusterstate.errors.NoLogError: the node has no log.
+            clusterstate.errors.SnapshotRequiredError: `idx` is before the log's first retained index.
+            clusterstate.errors.IndexAheadError: `idx` is past `next_index`.
+            clusterstate.errors.LogClosedError: the log was closed.
+        """
+
+    def snapshot(self) -> int:
+        """Write the State as a snapshot into the replica log (atomically); returns its index.
+
+        Raises:
+            clusterstate.errors.NoLogError: the node has no log.
+            clusterstate.errors.LogUsageError: the State is empty (nothing to snapshot).
+        """
+
+    def sync(self) -> None:
+        """Force every appended record of the replica log to disk (`NoLogError` without a log)."""
+
+    def close(self) -> None:
+        """Sync and close the replica log, releasing its directory (a `MasterCore` can then open it);
+        then `receive` raises `LogClosedError`, while `state` and `next_index` still read.
+
+        A no-op without a log or when already closed.
+        """
+
+    @property
+    def has_log(self) -> bool:
+        """Whether the node has an open replica log."""
+
+    @property
+    def loaded_snapshot_index(self) -> int | None:
+        """The snapshot the State was loaded from when the node was built from a log, if any."""
 
     def note_master_index(self, next: int) -> None:
         """Note the master's next index (e.g. from a heartbeat): past the node's, the node is behind."""
@@ -596,7 +651,8 @@ class NodeCore:
     @property
     def counters(self) -> dict[str, int]:
         """Running totals: received, applied, duplicates, conflicts, dropped_ahead, rejected, rejected_<reason>,
-        gaps, joins, joins_ignored, and the buffered gauge."""
+        gaps, joins, joins_ignored, appended (records written to the replica log), unlogged (events the log
+        refused), and the buffered gauge."""
 
 @final
 class ProducerOutbox:

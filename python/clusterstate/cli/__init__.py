@@ -5,12 +5,13 @@ Subcommands:
     node: run this machine as a node of a cluster (:mod:`.node`).
     gather: this machine's hardware monitors, live or as JSON (:mod:`.gather`).
     simulate: the liveness fault scenarios in simulated time, one table per detector (:mod:`.simulate`).
+    status: the cluster as a node's HTTP API sees it; the exit status says whether it is healthy (:mod:`.status`).
     chaos: real node machines under faults in simulated time, their invariants checked per seed (:mod:`.chaos`).
 
 A command module has a ``NAME``, ``add_parser(commands)`` adding its subparser and flags, ``check(args)``
 refusing flags that contradict each other (before any work), and ``run(args)`` returning the exit status;
 adding a command is one module and one entry in :data:`COMMANDS`. The rich views a command prints sit beside
-it (``state_view``, ``gather_view``). Simulated time is ``--duration`` in every command that simulates.
+it (``state_view``, ``gather_view``, ``status_view``). Simulated time is ``--duration`` in every command that simulates.
 
 Every numeric flag is checked against the bounds in its help (:mod:`clusterstate.flags`): a bad
 value is one line on stderr and exit status 2, before any work. Long work shows progress bars on
@@ -26,7 +27,7 @@ from typing import Protocol
 
 from clusterstate.flags import OneLineParser, Subcommands
 
-from . import chaos, demo, gather, node, simulate
+from . import chaos, demo, gather, node, simulate, status
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -46,7 +47,7 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-_IN_HELP_ORDER: tuple[Command, ...] = (demo, node, gather, simulate, chaos)
+_IN_HELP_ORDER: tuple[Command, ...] = (demo, node, status, gather, simulate, chaos)
 COMMANDS: Mapping[str, Command] = {command.NAME: command for command in _IN_HELP_ORDER}
 """Every subcommand, by name, in the order ``--help`` lists them."""
 

@@ -27,7 +27,7 @@ import anyio
 
 from clusterstate.flags import Subcommands, config_dir, number, writable_dir
 from clusterstate.runtime.datadir import DataDirError
-from clusterstate.runtime.errors import InvalidNameError
+from clusterstate.runtime.errors import InvalidNameError, TransportError
 from clusterstate.runtime.machine import NodeOptions
 from clusterstate.runtime.node import NodeIdInUseError, NodeSettings, run_node
 from clusterstate.runtime.transport.zenoh import ZenohConfig
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         anyio.run(lambda: run_node(settings, ready=ready), backend="asyncio")
-    except (NodeIdInUseError, DataDirError, InvalidNameError) as e:
+    except (NodeIdInUseError, DataDirError, InvalidNameError, TransportError) as e:
         print(f"clusterstate node: {e}", file=sys.stderr)
         return 1
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clusterstate.errors import ClusterStateError
 
-__all__ = ["InvalidLineageError", "InvalidNameError", "InvalidRecordError"]
+__all__ = ["InvalidLineageError", "InvalidNameError", "InvalidRecordError", "TransportError"]
 
 
 class InvalidNameError(ClusterStateError, ValueError):
@@ -27,3 +27,7 @@ class InvalidRecordError(ClusterStateError, ValueError):
 
 class InvalidLineageError(ClusterStateError, ValueError):
     """A lineage whose terms do not strictly increase or whose start indices go back."""
+
+
+class TransportError(ClusterStateError, OSError):
+    """The network session cannot be opened (an endpoint in use or malformed, say)."""

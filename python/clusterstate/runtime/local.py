@@ -167,14 +167,14 @@ class LocalCluster:
         node = self.nodes[name]
         if node.process is not None:
             node.process.kill()
-            node.process.wait(timeout=10)
+            _reap(node.process, 10)
 
     def stop(self, name: str, timeout: float = 15.0) -> int:
         """SIGTERM node `name`; its exit status."""
         node = self.nodes[name]
         assert node.process is not None
         node.process.send_signal(signal.SIGTERM)
-        return node.process.wait(timeout=timeout)
+        return _reap(node.process, timeout)
 
     def stop_all(self) -> None:
         for node in self.nodes.values():
@@ -184,10 +184,10 @@ class LocalCluster:
         for node in self.nodes.values():
             if node.process is not None:
                 try:
-                    node.process.wait(timeout=15)
+                    _reap(node.process, 15)
                 except subprocess.TimeoutExpired:
                     node.process.kill()
-                    node.process.wait()
+                    _reap(node.process, 15)
 
     def running(self) -> list[LocalNode]:
         return [node for node in self.nodes.values() if node.running]
@@ -225,6 +225,14 @@ class LocalCluster:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"waited {timeout}s for {what}")
             time.sleep(every)
+
+
+def _reap(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Wait for `process` to exit (``TimeoutExpired`` after `timeout`) and close its stdout pipe."""
+    status = process.wait(timeout=timeout)
+    if process.stdout is not None:
+        process.stdout.close()
+    return status
 
 
 def _read_line(stream: Any, timeout: float) -> bytes:

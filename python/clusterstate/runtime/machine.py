@@ -414,7 +414,10 @@ class NodeMachine:
             or self._sync is not None
             or now < self._retry_at,
         )
-        return effects + self._act(election_trigger(visible, now, self.options.debounce_s), now)
+        effects += self._act(election_trigger(visible, now, self.options.debounce_s), now)
+        if self._round is not None and self._round.complete(self.view.members, now):
+            effects += self._end_round(self._round, now)  # a round nobody else is in ends at once
+        return effects
 
     def _master_record(self, session: Session) -> Candidate:
         """A visible master, ranked by its session's term (its replica's length is not visible in a token)."""
@@ -560,7 +563,9 @@ class NodeMachine:
         return effects
 
     def _voters(self) -> set[str]:
-        voters = set(self.state.known_nodes())
+        """The nodes a quorum is counted from: those the State knows (until NodeDisconnected) and those live now,
+        so a master's own events wait for a follower's replica even before the followers produced anything."""
+        voters = set(self.state.known_nodes()) | self.view.members
         if self.options.voter:
             voters.add(self.node_id)
         return voters

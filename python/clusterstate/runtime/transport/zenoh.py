@@ -23,6 +23,8 @@ from typing import Any, cast
 import anyio
 import zenoh
 
+from clusterstate.runtime.errors import TransportError
+
 from . import DEFAULT_CAPACITY, Inbox, Liveliness, Reply, Request
 
 __all__ = ["ZenohConfig", "ZenohTransport", "open_zenoh"]
@@ -67,9 +69,12 @@ class ZenohConfig:
 
 @asynccontextmanager
 async def open_zenoh(config: ZenohConfig) -> AsyncIterator[ZenohTransport]:
-    """A transport over a new zenoh session, closed on exit."""
+    """A transport over a new zenoh session, closed on exit (:class:`TransportError` when it cannot open)."""
     loop = asyncio.get_running_loop()
-    session = await anyio.to_thread.run_sync(zenoh.open, config.session_config())
+    try:
+        session = await anyio.to_thread.run_sync(zenoh.open, config.session_config())
+    except zenoh.ZError as e:
+        raise TransportError(f"cannot open the zenoh session (listen {list(config.listen)}): {e}") from None
     transport = ZenohTransport(session, loop)
     try:
         yield transport
