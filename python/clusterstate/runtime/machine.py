@@ -378,7 +378,7 @@ class NodeMachine:
         self._seen_term = max(self._seen_term, record.term)
         if self._round is not None:
             return self._act(self._round.receive(record), now)
-        if record.term > self.term and self.leader is None and not self.view.masters and self._sync is None:
+        if record.term > self.term and self.leader is None and not self._masters and self._sync is None:
             # A round this node is not in yet, while it sees no master: join it, so it ends without a timeout.
             return self._act((PersistTerm(record.term), Campaign(record.term)), now)
         return self._act(answer(self.term, record), now)
@@ -390,11 +390,11 @@ class NodeMachine:
         effects: list[Effect] = []
         if self._round is not None and self._round.complete(self.view.members, now):
             effects += self._end_round(self._round, now)
-        if self._awaiting is not None and (self.view.masters or now >= self._awaiting):
+        if self._awaiting is not None and (self._masters or now >= self._awaiting):
             self._awaiting = None
-            if not self.view.masters:
+            if not self._masters:
                 self.counters["winner_never_came"] += 1
-        masters = set(self.view.masters)
+        masters = self._masters
         if self.leader is not None:
             masters.add(self.leader.session)
         if masters:
@@ -418,6 +418,14 @@ class NodeMachine:
         if self._round is not None and self._round.complete(self.view.members, now):
             effects += self._end_round(self._round, now)  # a round nobody else is in ends at once
         return effects
+
+    @property
+    def _masters(self) -> set[Session]:
+        """The visible masters this node may follow. A master of a term below this node's is deposed (a round of a
+        higher term ran): following it could set aside the newer sessions' committed events (its lineage is older),
+        and the producer would address a session it left, whose master dedups the renumbered envelopes against
+        the sequence numbers it saw before. The rounds this node starts tell that master the term; it resigns."""
+        return {s for s in self.view.masters if s.term >= self.term}
 
     def _master_record(self, session: Session) -> Candidate:
         """A visible master, ranked by its session's term (its replica's length is not visible in a token)."""
@@ -499,7 +507,7 @@ class NodeMachine:
         if self.follower.core.next_index < sync.target:
             self.counters["sync_incomplete"] += 1
         self._sync = None
-        if sync.term != self.term or self.view.masters:
+        if sync.term != self.term or self._masters:
             return self._check(now)  # a newer term or a master appeared meanwhile: do not serve
         return self._promote(sync.term, now) + self._check(now)
 
@@ -662,11 +670,12 @@ class NodeMachine:
 
     @property
     def _applied_bound(self) -> int:
-        """How many events of this node's own log count as applied for the producer's gate: none while a followed
-        session is held: the replica may have diverged from the master's log (its next index then counts events of
-        another lineage) and the session's commit index is not known yet. An acknowledgement's `upto` is at least 1
-        (its events are below it), so 0 releases nothing."""
-        if self.leader is None and self.follower.held:
+        """How many events of this node's own log count as applied for the producer's gate. None while no session
+        is served or followed (after a resignation, the commit index of the session the producer still addresses is
+        unknown) or while the followed one is held (the replica may have diverged from the master's log, its next
+        index counting events of another lineage, and the session's commit index is not known yet). An
+        acknowledgement's `upto` is at least 1 (its events are below it), so 0 releases nothing."""
+        if self.leader is None and (self.follower.session is None or self.follower.held):
             return 0
         return self.next_index
 

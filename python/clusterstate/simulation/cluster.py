@@ -49,7 +49,7 @@ from clusterstate.models import IndexedEvent
 from clusterstate.runtime.actions import Answer, Effect, Fetch, Publish
 from clusterstate.runtime.datadir import DataDir
 from clusterstate.runtime.gating import AckGate, Pair
-from clusterstate.runtime.keys import Keys, Session
+from clusterstate.runtime.keys import Keys, Session, matches
 from clusterstate.runtime.machine import NodeMachine, NodeOptions
 from clusterstate.runtime.wire import split_frame
 
@@ -394,7 +394,7 @@ class Cluster:
                 envelope = json.loads(line)
                 session = Session(envelope["session"]["election_clock"], envelope["session"]["master_node_id"])
                 self.envelopes[session, envelope["origin"], envelope["origin_idx"]] = _event_id(envelope)
-        elif host.machine is not None and host.machine.leader is not None and effect.key.endswith("/global"):
+        elif matches(f"{self.keys.prefix}/s/*/*/global", effect.key):
             for line in split_frame(effect.payload):
                 indexed = json.loads(line)
                 self.indices.setdefault(_event_id(indexed), set()).add(indexed["idx"])
