@@ -17,7 +17,7 @@ from clusterstate.simulation import cluster
 from clusterstate.simulation.cluster import RecordingGate, Report, run
 
 SWEEP = range(200)
-SWEEP_DURATION_S = 8.0  # simulated seconds of faults per seed: the sweep stays within CI's budget
+SWEEP_DURATION_S = 15.0  # simulated seconds of faults per seed: the sweep stays within CI's budget
 
 
 class EagerGate(RecordingGate):

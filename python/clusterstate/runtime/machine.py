@@ -31,8 +31,12 @@ touches is its :class:`~.datadir.DataDir`: the replica log (through the Rust cor
 - The producer publishes only while a session is followed or served; its pending envelopes are re-addressed
   (``retarget``) to every new session.
 - A producer releases an acknowledgement once this node applied its `upto` and, with a quorum, once the master's
-  commit index (from its heartbeats) reached it. The master with a quorum that sees fewer live members than the
-  quorum for `lease_s` resigns.
+  commit index (from its heartbeats) reached it; nothing while no session is served or followed, or while the
+  followed one is held. The master with a quorum that sees fewer live members than the quorum for `lease_s`
+  resigns.
+- A visible master of a term below this node's is deposed: it is not followed (this node's rounds tell it the
+  term, and it resigns). A new session's check against the lineage also drops what the replica buffered from an
+  earlier session ahead of a gap.
 - A log failure while serving (a full disk) resigns, and this node's records say priority -1 for that term.
 """
 
