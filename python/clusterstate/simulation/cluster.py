@@ -41,6 +41,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from clusterstate import reference
@@ -181,7 +182,7 @@ class Cluster:
     def run(self) -> None:
         net = self.network
         for host in self.hosts:
-            net.at(self.rng.uniform(0, 1), lambda h=host: self._push(h))
+            net.at(self.rng.uniform(0, 1), partial(self._push, host))
         net.at(self.rng.expovariate(1 / 3.0), self._fault)
         net.at(self.duration_s, self._heal)
         end = self.duration_s + self.settle_s

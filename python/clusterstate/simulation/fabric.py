@@ -22,6 +22,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from clusterstate.runtime.actions import (
@@ -205,12 +206,12 @@ class Network:
                 port.serving.discard(effect.key)
             elif isinstance(effect, Declare):
                 port.tokens.add(effect.key)
-                self.at(self.now + self.links.liveliness_s, lambda key=effect.key: self._appear(key, port))
+                self.at(self.now + self.links.liveliness_s, partial(self._appear, effect.key, port))
             elif isinstance(effect, Undeclare):
                 port.tokens.discard(effect.key)
-                self.at(self.now + self.links.liveliness_s, lambda key=effect.key: self._vanish(key, port))
+                self.at(self.now + self.links.liveliness_s, partial(self._vanish, effect.key, port))
             elif isinstance(effect, Watch):
-                self.at(self.now + self.links.liveliness_s, lambda pattern=effect.pattern: self._watch(port, pattern))
+                self.at(self.now + self.links.liveliness_s, partial(self._watch, port, effect.pattern))
             else:
                 self.query(port, effect)
 
@@ -219,7 +220,7 @@ class Network:
             for pattern in sorted(port.subscriptions):
                 if matches(pattern, key):
                     for delay in self._copies():
-                        self.at(self.now + delay, lambda p=port, s=pattern: self._deliver(p, s, key, payload))
+                        self.at(self.now + delay, partial(self._deliver, port, pattern, key, payload))
 
     def query(self, port: Port, fetch: Fetch) -> None:
         query = _Query(port, fetch)
