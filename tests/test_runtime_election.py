@@ -12,11 +12,14 @@ from clusterstate.errors import DecodeError
 from clusterstate.runtime.actions import Announce, Campaign, Follow, PersistTerm, Resign
 from clusterstate.runtime.election import (
     Candidate,
+    Resignation,
     Round,
     Visible,
     answer,
+    decode_message,
     decode_record,
     encode_record,
+    encode_resignation,
     quorum_size,
     trigger,
     winner,
@@ -284,3 +287,19 @@ def test_bad_records_are_typed_errors_naming_the_field() -> None:
 def test_a_nodes_duplicate_records_count_the_same_in_any_order() -> None:
     twins = [Candidate(TERM, "a", 1, 5, voter=False), Candidate(TERM, "a", 1, 5, voter=True)]
     assert winner(twins, {"a"}, 1) == winner(twins[::-1], {"a"}, 1) == "a"
+
+
+@given(st.integers(0, 2**40), st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,8}", fullmatch=True))
+def test_resignations_round_trip_and_records_still_decode(term: int, node: str) -> None:
+    resignation = Resignation(Session(term, node))
+    assert decode_message(encode_resignation(resignation)) == resignation
+    record = Candidate(term=term, node=node, lineage_term=0, next=0)
+    assert decode_message(encode_record(record)) == record
+
+
+@pytest.mark.parametrize(
+    "payload", [b'{"resign": -1, "node": "a"}', b'{"resign": 1, "node": "a/b"}', b'{"resign": "1", "node": "a"}', b"["]
+)
+def test_bad_resignations_are_decode_errors(payload: bytes) -> None:
+    with pytest.raises(DecodeError, match="election"):
+        decode_message(payload)

@@ -241,6 +241,7 @@ class Sim:
             elif isinstance(effect, Unsubscribe):
                 await node.subscriptions.pop(effect.pattern).context.__aexit__(None, None, None)
             else:
+                assert isinstance(effect, Fetch), effect  # the steps hold no tokens and serve nothing themselves
                 self.task_group.start_soon(self.fetch, node, effect)
 
     def kind_of(self, node: Node, pattern: str) -> tuple[Kind, Session]:

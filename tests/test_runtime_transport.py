@@ -105,6 +105,26 @@ def test_publish_subscribe_in_order(cluster: Callable[[], Opener]) -> None:
 
 
 @CLUSTERS
+def test_connected_transports_see_each_other_as_peers(cluster: Callable[[], Opener]) -> None:
+    async def main() -> None:
+        open_one = cluster()
+        async with open_one() as a:
+            assert a.peers() == []
+            async with open_one() as b:
+                with anyio.fail_after(WAIT_S):
+                    await until(lambda: _now(len(a.peers()) == 1 and len(b.peers()) == 1))
+                assert a.peers() != b.peers()
+            with anyio.fail_after(WAIT_S):
+                await until(lambda: _now(a.peers() == []))
+
+    run(main)
+
+
+async def _now(value: bool) -> bool:
+    return value
+
+
+@CLUSTERS
 def test_query_answered_later_from_the_loop_thread(cluster: Callable[[], Opener]) -> None:
     async def main() -> None:
         open_one = cluster()

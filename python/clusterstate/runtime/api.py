@@ -54,7 +54,7 @@ __all__ = [
     "INDEX_HEADER",
     "NodeView",
     "build_app",
-    "health",
+    "health_reason",
     "select_path",
     "serve",
 ]
@@ -129,7 +129,7 @@ def select_path(document: Any, path: str) -> Any:
     return node
 
 
-def health(status: Mapping[str, Any]) -> str | None:
+def health_reason(status: Mapping[str, Any]) -> str | None:
     """Why a node with this status is not healthy, or ``None`` when it follows or serves a session and misses
     nothing."""
     if status["session"] is None:
@@ -199,7 +199,7 @@ def build_app(view: NodeView, *, debug: bool = False) -> Starlette:
         return Response(body, media_type=NDJSON, headers=index_header())
 
     async def healthz(_: Request) -> Response:
-        reason = health(view.status())
+        reason = health_reason(view.status())
         if reason is None:
             return JSONResponse({"ok": True})
         return JSONResponse({"ok": False, "reason": reason}, status_code=503)

@@ -37,17 +37,20 @@ from typing import Literal
 from clusterstate.errors import DecodeError
 
 from .actions import Action, Announce, Campaign, Follow, PersistTerm, Resign
-from .errors import InvalidRecordError
+from .errors import InvalidNameError, InvalidRecordError
 from .keys import Session, validate_name
 
 __all__ = [
     "Candidate",
     "Quorum",
+    "Resignation",
     "Round",
     "Visible",
     "answer",
+    "decode_message",
     "decode_record",
     "encode_record",
+    "encode_resignation",
     "quorum_size",
     "rank",
     "trigger",
@@ -235,3 +238,33 @@ def decode_record(payload: bytes) -> Candidate:
         return Candidate(**raw)
     except (InvalidRecordError, ValueError) as e:
         raise DecodeError("election record", str(e)) from None
+
+
+@dataclass(frozen=True)
+class Resignation:
+    """A master giving up `session` on purpose (a graceful stop, a lost quorum, a full disk): whoever hears it
+    campaigns as soon as the master's token is gone, without the debounce."""
+
+    session: Session
+
+
+def encode_resignation(resignation: Resignation) -> bytes:
+    session = resignation.session
+    return json.dumps({"resign": session.term, "node": session.master}, separators=(",", ":")).encode()
+
+
+def decode_message(payload: bytes) -> Candidate | Resignation:
+    """A message of the election key: a candidate record or a resignation; :class:`DecodeError` for anything else."""
+    try:
+        raw = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DecodeError("election message", str(e)) from None
+    if isinstance(raw, dict) and set(raw) == {"resign", "node"}:
+        term, node = raw["resign"], raw["node"]
+        if type(term) is not int or type(node) is not str:
+            raise DecodeError("election message", "a resignation is {resign: term, node: node id}")
+        try:
+            return Resignation(Session(term, node))
+        except (InvalidRecordError, InvalidNameError) as e:
+            raise DecodeError("election message", str(e)) from None
+    return decode_record(payload)

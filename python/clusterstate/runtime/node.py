@@ -109,6 +109,7 @@ class NodeShell:
             for (kind, key), (_, _, inbox) in self._streams.items()
             if inbox is not None and inbox.dropped
         }
+        status["peers"] = self.transport.peers()
         return status
 
     def state_json(self) -> bytes:

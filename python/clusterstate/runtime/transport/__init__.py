@@ -156,3 +156,6 @@ class Transport(Protocol):
 
     def watch(self, pattern: str, capacity: int = DEFAULT_CAPACITY) -> AbstractAsyncContextManager[Inbox[Liveliness]]:
         """The tokens present on keys matching `pattern` (as alive), then every appearance and disappearance."""
+
+    def peers(self) -> list[str]:
+        """The ids of the sessions this one is connected to right now (for ``/cluster``; never an identity)."""

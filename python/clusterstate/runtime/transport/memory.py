@@ -46,6 +46,7 @@ class MemoryNetwork:
         self._queryables: list[tuple[str, Inbox[Request]]] = []
         self._tokens: list[tuple[str, MemoryTransport]] = []
         self._watches: list[tuple[str, Inbox[Liveliness]]] = []
+        self._transports: list[MemoryTransport] = []
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[MemoryTransport]:
@@ -118,8 +119,13 @@ class MemoryTransport:
 
     def __init__(self, network: MemoryNetwork) -> None:
         self._network = network
+        self.ident = f"memory-{len(network._transports)}"
+        network._transports.append(self)
         self._closed = False
         self._inboxes: list[Inbox[bytes] | Inbox[Request] | Inbox[Liveliness]] = []
+
+    def peers(self) -> list[str]:
+        return [t.ident for t in self._network._transports if t is not self and not t._closed]
 
     def close(self) -> None:
         """Leave the network: this transport's tokens go away, its streams stop receiving and end."""

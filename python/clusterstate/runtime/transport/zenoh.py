@@ -189,6 +189,10 @@ class ZenohTransport:
             self._undeclare(subscriber.undeclare)
             inbox.close()
 
+    def peers(self) -> list[str]:
+        info = self._session.info
+        return sorted({str(zid) for zid in [*info.routers_zid(), *info.peers_zid()]})
+
     def _undeclare(self, undeclare: Callable[[], object]) -> None:
         """Undeclare an entity unless the session is already closed (which undeclared everything)."""
         if not self._session.is_closed():
