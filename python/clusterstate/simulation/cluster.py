@@ -45,7 +45,6 @@ from functools import partial
 from pathlib import Path
 
 from clusterstate import reference
-from clusterstate.errors import OutboxFullError
 from clusterstate.models import IndexedEvent
 from clusterstate.runtime.actions import Answer, Effect, Fetch, Publish
 from clusterstate.runtime.datadir import DataDir
@@ -148,7 +147,8 @@ class Cluster:
         gate: type[RecordingGate] = RecordingGate,
         settle_s: float = 60.0,
     ) -> None:
-        self.seed, self.duration_s, self.settle_s, self.root, self.gate = seed, duration_s, settle_s, root, gate
+        self.seed, self.nodes, self.duration_s, self.settle_s = seed, nodes, duration_s, settle_s
+        self.root, self.gate = root, gate
         self.rng = random.Random(seed)
         self._joins = _JOINS
         self.options = NodeOptions(
@@ -197,11 +197,11 @@ class Cluster:
         if not self.violations:
             self.violations.append(f"the cluster did not quiesce within {self.settle_s:g} s: {self._roles()}")
 
-    def report(self, nodes: int) -> Report:
+    def report(self) -> Report:
         logged = self._final_checks() if not self.violations else 0
         return Report(
             seed=self.seed,
-            nodes=nodes,
+            nodes=self.nodes,
             duration_s=self.duration_s,
             digest=self.network.digest,
             violations=tuple(self.violations),
@@ -308,11 +308,7 @@ class Cluster:
         now = net.now
 
         def push(machine: NodeMachine) -> list[Effect]:
-            try:
-                effects = machine.push(event, now)
-            except OutboxFullError:
-                self.faults["outbox_full"] += 1
-                return []
+            effects = machine.push(event, now)  # the outbox holds 65,536: a full one is a violation (it raises)
             self.pushed.add(str(event.event_id))
             return effects
 
@@ -453,7 +449,7 @@ class Cluster:
         )
 
     def _roles(self) -> str:
-        return ", ".join(f"{h.name}: {'down' if h.machine is None else h.machine.status()}" for h in self.hosts)
+        return ", ".join(_describe(h) for h in self.hosts)
 
     def _final_checks(self) -> int:
         """Invariants 4 to 6; returns the master's log length."""
@@ -508,6 +504,13 @@ class _Handler:
         self.cluster.call(self.host, "on_reply", lambda m: m.on_reply(fetch, answer, now))
 
 
+def _describe(host: _Host) -> str:
+    m = host.machine
+    if m is None:
+        return f"{host.name} down"
+    return f"{host.name} {m.role} {m.session} next {m.next_index} pending {m.producer.outbox.pending}"
+
+
 def _producer_session(host: _Host) -> Session:
     assert host.machine is not None
     return host.machine.producer.session
@@ -545,6 +548,6 @@ def run(
         cluster = Cluster(seed, nodes, duration_s, Path(root), gate=gate)
         try:
             cluster.run()
-            return cluster.report(nodes)
+            return cluster.report()
         finally:
             cluster.close()
