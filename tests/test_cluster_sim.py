@@ -102,4 +102,7 @@ def test_chaos_runs_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_chaos_refuses_bad_flags(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
-    assert flag in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"clusterstate chaos: argument {flag}: "), captured.err

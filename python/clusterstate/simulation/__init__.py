@@ -5,7 +5,8 @@ with injected faults (slow or stalled gatherers, skewed clocks, crashes, partiti
 and pauses, re-elections, restarts, flapping), and three liveness detectors run side by side on the
 same event stream: exo's wall-clock ``last_seen`` timeout, the first event-index proposal, and
 clusterstate's :class:`clusterstate.StalenessTracker`. The event stream is built by :mod:`.stream`;
-realistic traces of a whole cluster's State (for tests and benchmarks) are :mod:`clusterstate.trace`'s.
+realistic traces of a whole cluster's State (for tests and benchmarks) are :mod:`clusterstate.trace`'s. The
+whole-cluster simulator of real node machines under faults (``clusterstate chaos``) is :mod:`.cluster`.
 
 Example:
     >>> from clusterstate.simulation import SimulationConfig, simulate
