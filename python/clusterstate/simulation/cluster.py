@@ -327,7 +327,7 @@ class Cluster:
         masters = [h for h in running if h.machine is not None and h.machine.leader is not None]
         host = rng.choice(masters if masters and rng.random() < 0.5 else running)
         kind = rng.random()
-        if kind < 0.35 or (kind < 0.55 and len(running) == 1):
+        if kind < 0.35:
             self.faults["crash"] += 1
             self._down(host, crash=True)
             self._later(host, rng.uniform(0.5, 6.0))
