@@ -273,15 +273,20 @@ class NodeMachine:
         self._last_now = now
         member = self.keys.member_of(key)
         master = self.keys.session_of(key)
+        effects: list[Effect] = []
         if member is not None:
             (self.view.members.add if alive else self.view.members.discard)(member)
         elif master is not None:
             if alive:
                 self.view.masters.add(master)
                 self._seen_term = max(self._seen_term, master.term)
+                if master.term < self.term and not self.stopping:
+                    # A deposed master (one that hung past the lease, say), which may not see the newer master's
+                    # token: this node's record tells it the term, and it resigns.
+                    effects.append(Publish(self.keys.election(), encode_record(self._own_record(self.term))))
             else:
                 self.view.masters.discard(master)
-        return self._check(now)
+        return effects + self._check(now)
 
     def on_publications(self, pattern: str, payloads: list[bytes], now: float) -> list[Effect]:
         """What arrived on the subscription `pattern` (as this machine asked for it) since the last call."""
@@ -674,7 +679,7 @@ class NodeMachine:
 
     @property
     def _applied_bound(self) -> int:
-        """How many events of this node's own log count as applied for the producer's gate. None while no session
+        """How many events of this node's own log count as applied for the producer's gate. Nothing while no session
         is served or followed (after a resignation, the commit index of the session the producer still addresses is
         unknown) or while the followed one is held (the replica may have diverged from the master's log, its next
         index counting events of another lineage, and the session's commit index is not known yet). An
