@@ -25,7 +25,9 @@ from support.exo_stream import exo_json
 @pytest.mark.parametrize("impl", ["clusterstate-models", "exo-models"])
 def test_apply_exo_heartbeat(benchmark: BenchmarkFixture, bench_trace: BenchTrace, impl: str) -> None:
     heartbeat = bench_trace.heartbeat(MacmonMetrics)
-    event = heartbeat if impl == "clusterstate-models" else exo_shapes.IndexedEvent.model_validate_json(exo_json(heartbeat))
+    event = (
+        heartbeat if impl == "clusterstate-models" else exo_shapes.IndexedEvent.model_validate_json(exo_json(heartbeat))
+    )
     benchmark.group = "apply-exo-heartbeat"
     benchmark.extra_info.update(bench_trace.extra_info(impl, events=1))
     state = benchmark(clusterstate.apply, bench_trace.core_warm, event)

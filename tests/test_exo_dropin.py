@@ -9,7 +9,7 @@ agrees; values a reader sees are written out by hand.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,11 +20,13 @@ import clusterstate
 from clusterstate import CoreState, reference
 from clusterstate.codec import decode_indexed_event
 from clusterstate.errors import DecodeError
-from clusterstate.models import IndexedEvent, State
+from clusterstate.models import IndexedEvent, NodeId, RunnerId, State, TaskId
 from support import exo_shapes
 from support.exo_stream import EXO_EVENT_KINDS, current_bodies, exo_bodies
 
 Foreign = exo_shapes.IndexedEvent | exo_shapes.CurrentIndexedEvent
+A, B, C = NodeId("nodeA"), NodeId("nodeB"), NodeId("nodeC")
+SCHEMAS: dict[str, tuple[type[Foreign], Callable[[], list[dict[str, Any]]]]]
 SCHEMAS = {
     "exo": (exo_shapes.IndexedEvent, exo_bodies),
     "current": (exo_shapes.CurrentIndexedEvent, current_bodies),
@@ -47,7 +49,7 @@ def test_the_streams_hold_every_event_kind() -> None:
 
 
 @pytest.fixture
-def no_json(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_json(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every foreign model refuses ``model_dump_json``: a conversion that needs it fails."""
 
     def refuse(self: BaseModel, **_: Any) -> str:
@@ -55,7 +57,6 @@ def no_json(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(exo_shapes.CamelCaseModel, "model_dump_json", refuse)
     monkeypatch.setattr(exo_shapes.Multiaddr, "model_dump_json", refuse)
-    yield
 
 
 @pytest.mark.parametrize("schema", SCHEMAS)
@@ -64,12 +65,15 @@ def test_foreign_events_apply_like_clusterstate_models(schema: str) -> None:
     own = [decode_indexed_event(item.model_dump_json()) for item in stream]
     core = CoreState()
     expected = CoreState()
+    from_bytes = CoreState()
     pydantic_state = State()
     for item, event in zip(stream, own, strict=True):
         core = clusterstate.apply(core, item)
         expected = clusterstate.apply(expected, event)
+        from_bytes = clusterstate.apply(from_bytes, item.model_dump_json().encode())
         pydantic_state = reference.apply(pydantic_state, event)
         assert core == expected, tag(item.event)
+        assert core == from_bytes, tag(item.event)
         assert core == pydantic_state, tag(item.event)
     assert clusterstate.apply_many(CoreState(), stream) == expected
 
@@ -88,20 +92,20 @@ def test_what_exo_events_leave_in_the_state() -> None:
     state = clusterstate.apply_many(CoreState(), foreign_stream("exo"))
     # nodeB timed out: gone from the topology and the per-node maps; nodeA's data stays.
     assert state.topology.list_nodes() == ["nodeA"]
-    assert state.node_memory["nodeA"].ram_available.in_bytes == 429496729600
+    assert state.node_memory[A].ram_available.in_bytes == 429496729600
     assert "nodeB" not in state.node_memory
-    assert state.node_disk["nodeA"].available.in_bytes == 4
-    assert state.node_identities["nodeA"].friendly_name == "studio-a"
-    assert state.node_identities["nodeA"].chip_id == "M3 Ultra"
-    assert state.node_rdma_ctl["nodeA"].enabled is True
-    assert state.node_system["nodeA"].gpu_usage == 0.12
+    assert state.node_disk[A].available.in_bytes == 4
+    assert state.node_identities[A].friendly_name == "studio-a"
+    assert state.node_identities[A].chip_id == "M3 Ultra"
+    assert state.node_rdma_ctl[A].enabled is True
+    assert state.node_system[A].gpu_usage == 0.12
     assert state.instances == {}
-    assert state.runners["runner-1"] == clusterstate.models.RunnerLoading()
+    assert state.runners[RunnerId("runner-1")] == clusterstate.models.RunnerLoading()
     assert "runner-2" not in state.runners
     assert list(state.tasks) == ["task-1"]
-    task = state.tasks["task-1"]
+    task = state.tasks[TaskId("task-1")]
     assert (task.task_status, task.error_type, task.error_message) == ("Running", "RuntimeError", "boom")
-    assert [type(progress).__name__ for progress in state.downloads["nodeA"]] == ["DownloadCompleted"]
+    assert [type(progress).__name__ for progress in state.downloads[A]] == ["DownloadCompleted"]
     assert state.last_event_index_by_node == {"nodeA": 34}  # its last event: the edge it deleted
     assert state.last_event_applied_idx == 36
 
@@ -112,19 +116,19 @@ def test_exo_state_with_a_bridge_loop_reads_like_exo_expects() -> None:
     state = clusterstate.apply_many(CoreState(), events[:17])
     assert state.thunderbolt_bridge_cycles == [["nodeA", "nodeB"]]
     topology = state.topology
-    assert topology.neighbours("nodeA") == ["nodeB"]
-    assert topology.node_is_leaf("nodeA") is True
+    assert topology.neighbours(A) == [B]
+    assert topology.node_is_leaf(A) is True
     assert [len(cycle) for cycle in topology.get_cycles()] == [1, 2, 1]
     two = topology.get_cycles()[1]
     assert list(two) == ["nodeA", "nodeB"]
     assert topology.is_rdma_cycle(two) is True
     mapped = topology.map_connections()
-    assert [(c.source, c.sink, type(c.edge).__name__) for c in mapped["nodeA"]["nodeB"]] == [
-        ("nodeA", "nodeB", "SocketConnection"),
-        ("nodeA", "nodeB", "RDMAConnection"),
+    assert [(c.source, c.sink, type(c.edge).__name__) for c in mapped[A][B]] == [
+        (A, B, "SocketConnection"),
+        (A, B, "RDMAConnection"),
     ]
-    assert topology.get_subgraph_from_nodes(["nodeA", "nodeC"]).list_nodes() == ["nodeA"]
-    assert topology.get_subgraph_from_nodes(["nodeA"]).list_connections() == []
+    assert topology.get_subgraph_from_nodes([A, C]).list_nodes() == [A]
+    assert topology.get_subgraph_from_nodes([A]).list_connections() == []
 
 
 def test_a_when_of_another_type_goes_through_json() -> None:
@@ -140,7 +144,7 @@ def test_a_when_of_another_type_goes_through_json() -> None:
     info = exo_shapes.MiscData(friendly_name="a")
     item = Envelope(idx=0, event=NodeGatheredInfo(node_id=exo_shapes.NodeId("n"), when=datetime.now(UTC), info=info))
     state = clusterstate.apply(CoreState(), item)
-    assert state.node_identities["n"].friendly_name == "a"
+    assert state.node_identities[NodeId("n")].friendly_name == "a"
     assert state == clusterstate.apply(CoreState(), item.model_dump_json())
 
 
@@ -161,7 +165,7 @@ def test_a_model_with_its_own_serializer_goes_through_json() -> None:
         event: NodeGatheredInfo
 
     item = Envelope(idx=0, event=NodeGatheredInfo(node_id="n", info=MiscData(friendly_name="studio")))
-    assert clusterstate.apply(CoreState(), item).node_identities["n"].friendly_name == "STUDIO"
+    assert clusterstate.apply(CoreState(), item).node_identities[NodeId("n")].friendly_name == "STUDIO"
 
 
 def _unknown_events() -> tuple[BaseModel, BaseModel]:
@@ -185,41 +189,42 @@ def _error(call: Any, *args: Any) -> DecodeError:
     return caught.value
 
 
-def _wrong_pairs() -> list[tuple[str, BaseModel, BaseModel]]:
-    """(what is wrong, a foreign indexed event, a clusterstate one with the same JSON)."""
-    foreign_node = exo_shapes.MiscData(friendly_name="n")
-    own_node = clusterstate.models.MiscData(friendly_name="n")
+def _built(cls: type[BaseModel], **fields: Any) -> BaseModel:
+    """``cls`` holding ``fields`` as given, unvalidated (how a wrong shape reaches ``apply``)."""
+    return cls.model_construct(**fields)
+
+
+def _wrong_pairs() -> list[tuple[BaseModel, BaseModel]]:
+    """(a foreign indexed event of a wrong shape, a clusterstate one with the same JSON)."""
     foreign_unknown, own_unknown = _unknown_events()
+    foreign_status = _built(
+        exo_shapes.RunnerStatusUpdated,
+        event_id="e",
+        runner_id="r",
+        runner_status=exo_shapes.MiscData(friendly_name="n"),
+    )
+    own_status = _built(
+        clusterstate.models.RunnerStatusUpdated,
+        event_id="e",
+        runner_id="r",
+        runner_status=clusterstate.models.MiscData(friendly_name="n"),
+    )
     return [
+        # an event kind no schema has
+        (_built(exo_shapes.IndexedEvent, idx=0, event=foreign_unknown), _built(IndexedEvent, idx=0, event=own_unknown)),
+        # a negative index
         (
-            "unknown event tag",
-            exo_shapes.IndexedEvent.model_construct(idx=0, event=foreign_unknown),
-            IndexedEvent.model_construct(idx=0, origin=None, event=own_unknown),
+            _built(exo_shapes.IndexedEvent, idx=-1, event=exo_shapes.TestEvent(event_id="e")),
+            _built(IndexedEvent, idx=-1, event=clusterstate.models.TestEvent.model_validate({"event_id": "e"})),
         ),
-        (
-            "negative index",
-            exo_shapes.IndexedEvent.model_construct(idx=-1, event=exo_shapes.TestEvent(event_id="e")),
-            IndexedEvent.model_construct(idx=-1, origin=None, event=clusterstate.models.TestEvent(event_id="e")),
-        ),
-        (
-            "info of the wrong kind",
-            exo_shapes.CurrentIndexedEvent.model_construct(
-                idx=0,
-                origin=None,
-                event=exo_shapes.RunnerStatusUpdated.model_construct(event_id="e", runner_id="r", runner_status=foreign_node),
-            ),
-            IndexedEvent.model_construct(
-                idx=0,
-                origin=None,
-                event=clusterstate.models.RunnerStatusUpdated.model_construct(event_id="e", runner_id="r", runner_status=own_node),
-            ),
-        ),
+        # gathered info where a runner status belongs
+        (_built(exo_shapes.IndexedEvent, idx=0, event=foreign_status), _built(IndexedEvent, idx=0, event=own_status)),
     ]
 
 
 @pytest.mark.parametrize("case", range(3), ids=["unknown-tag", "negative-index", "wrong-kind"])
 def test_a_wrong_shape_fails_as_with_clusterstate_models(case: int) -> None:
-    _, foreign, own = _wrong_pairs()[case]
+    foreign, own = _wrong_pairs()[case]
     foreign_error = _error(clusterstate.apply, CoreState(), foreign)
     own_error = _error(clusterstate.apply, CoreState(), own)
     assert str(foreign_error) == str(own_error)
@@ -234,9 +239,8 @@ def test_a_foreign_state_converts_and_compares() -> None:
     assert CoreState.from_pydantic(foreign) == core
     assert core == foreign
     assert core != exo_shapes.State()
-    assert clusterstate.apply(foreign, foreign_stream("current")[0].model_copy(update={"idx": core.last_event_applied_idx + 1})) == (
-        clusterstate.apply(core, foreign_stream("current")[0].model_copy(update={"idx": core.last_event_applied_idx + 1}))
-    )
+    following = foreign_stream("current")[0].model_copy(update={"idx": core.last_event_applied_idx + 1})
+    assert clusterstate.apply(foreign, following) == clusterstate.apply(core, following)
 
 
 def test_exo_state_with_wall_clocks_must_be_converted() -> None:
@@ -253,11 +257,13 @@ def test_core_state_dumps_and_copies_like_a_pydantic_state() -> None:
     core = clusterstate.apply_many(CoreState(), foreign_stream("exo"))
     pydantic_state = core.to_pydantic()
     for by_alias in (False, True):
-        assert core.model_dump(mode="json", by_alias=by_alias) == pydantic_state.model_dump(mode="json", by_alias=by_alias)
+        assert core.model_dump(mode="json", by_alias=by_alias) == pydantic_state.model_dump(
+            mode="json", by_alias=by_alias
+        )
         assert core.model_dump(mode="python", by_alias=by_alias) == pydantic_state.model_dump(by_alias=by_alias)
     assert core.model_dump(by_alias=True)["lastEventAppliedIdx"] == 36
     with pytest.raises(ValueError, match="mode"):
-        core.model_dump(mode="yaml")
+        core.model_dump(mode="yaml")  # type: ignore[arg-type]
     assert core.model_copy() == core
     assert core.model_copy(deep=True) == core
     moved = core.model_copy(update={"last_event_applied_idx": 40})

@@ -2,7 +2,7 @@
 
 They are not clusterstate's classes and share no base with them: their own ``CamelCaseModel`` (strict, camelCase
 aliases, not frozen) and ``TaggedModel`` (a wrap-mode model serializer that writes ``{"ClassName": {...}}``), ids
-that are ``str`` subclasses, a ``str`` enum for task statuses, exo's payload models (model cards, shard metadata,
+that are ``str`` subclasses, a ``StrEnum`` for task statuses, exo's payload models (model cards, shard metadata,
 task parameters, chunks) instead of clusterstate's opaque JSON. Two event schemas:
 
 - exo's (this module): ``NodeGatheredInfo`` carries the producer's wall clock ``when``, the master times a node
@@ -15,7 +15,7 @@ A model's class name is its tag, so the two ``NodeGatheredInfo`` classes both ha
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal, Self
 from uuid import uuid4
 
@@ -425,7 +425,7 @@ DownloadProgress = DownloadPending | DownloadCompleted | DownloadFailed | Downlo
 # --- tasks ---
 
 
-class TaskStatus(str, Enum):
+class TaskStatus(StrEnum):
     Pending = "Pending"
     Running = "Running"
     Complete = "Complete"

@@ -92,7 +92,7 @@ def _info(node: str, info: dict[str, Any], n: int) -> dict[str, Any]:
 
 def exo_bodies() -> list[dict[str, Any]]:
     """The stream in exo's schema, in apply order (each body is one event's tagged JSON)."""
-    infos = [
+    infos: list[tuple[str, dict[str, Any]]] = [
         ("nodeA", {"MacmonMetrics": {"system_profile": {"gpu_usage": 0.12, "temp": 45.3}, "memory": _MEMORY}}),
         ("nodeB", _MEMORY),
         ("nodeA", {"NodeDiskUsage": {"disk_usage": {"total": {"in_bytes": 10}, "available": {"in_bytes": 4}}}}),
@@ -100,25 +100,51 @@ def exo_bodies() -> list[dict[str, Any]]:
         ("nodeA", {"MiscData": {"friendly_name": "studio-a"}}),
         (
             "nodeA",
-            {"StaticNodeInformation": {"model": "Mac Studio", "chip": "M3 Ultra", "os_version": "15.3", "os_build_version": "24D60"}},
+            {
+                "StaticNodeInformation": {
+                    "model": "Mac Studio",
+                    "chip": "M3 Ultra",
+                    "os_version": "15.3",
+                    "os_build_version": "24D60",
+                }
+            },
         ),
         (
             "nodeA",
-            {"NodeNetworkInterfaces": {"ifaces": [{"name": "bridge0", "ip_address": "10.0.0.1", "interface_type": "thunderbolt"}]}},
+            {
+                "NodeNetworkInterfaces": {
+                    "ifaces": [{"name": "bridge0", "ip_address": "10.0.0.1", "interface_type": "thunderbolt"}]
+                }
+            },
         ),
         (
             "nodeB",
-            {"NodeNetworkInterfaces": {"ifaces": [{"name": "bridge0", "ip_address": "10.0.0.2", "interface_type": "thunderbolt"}]}},
+            {
+                "NodeNetworkInterfaces": {
+                    "ifaces": [{"name": "bridge0", "ip_address": "10.0.0.2", "interface_type": "thunderbolt"}]
+                }
+            },
         ),
         ("nodeA", {"MacThunderboltIdentifiers": {"idents": [{"rdma_interface": "rdma_en2", "domain_uuid": "uA"}]}}),
         (
             "nodeB",
-            {"MacThunderboltIdentifiers": {"idents": [{"rdma_interface": "rdma_en3", "domain_uuid": "uB", "link_speed": "80 Gb/s"}]}},
+            {
+                "MacThunderboltIdentifiers": {
+                    "idents": [{"rdma_interface": "rdma_en3", "domain_uuid": "uB", "link_speed": "80 Gb/s"}]
+                }
+            },
         ),
         ("nodeA", {"MacThunderboltConnections": {"conns": [{"source_uuid": "uA", "sink_uuid": "uB"}]}}),
         ("nodeB", {"MacThunderboltConnections": {"conns": [{"source_uuid": "uB", "sink_uuid": "uA"}]}}),
         ("nodeA", {"RdmaCtlStatus": {"enabled": True}}),
-        ("nodeA", {"ThunderboltBridgeInfo": {"status": {"enabled": True, "exists": True, "service_name": "Thunderbolt Bridge"}}}),
+        (
+            "nodeA",
+            {
+                "ThunderboltBridgeInfo": {
+                    "status": {"enabled": True, "exists": True, "service_name": "Thunderbolt Bridge"}
+                }
+            },
+        ),
         ("nodeB", {"ThunderboltBridgeInfo": {"status": {"enabled": True, "exists": True}}}),
     ]
     bodies = [_info(node, info, n) for n, (node, info) in enumerate(infos)]
@@ -127,17 +153,33 @@ def exo_bodies() -> list[dict[str, Any]]:
         {
             "TopologyEdgeCreated": {
                 "event_id": "e2",
-                "conn": {"source": "nodeB", "sink": "nodeA", "edge": {"sink_multiaddr": {"address": "/ip4/10.0.0.1/tcp/52415"}}},
+                "conn": {
+                    "source": "nodeB",
+                    "sink": "nodeA",
+                    "edge": {"sink_multiaddr": {"address": "/ip4/10.0.0.1/tcp/52415"}},
+                },
             }
         },
         {"InstanceCreated": {"event_id": "e3", "instance": _INSTANCE}},
         {"RunnerStatusUpdated": {"event_id": "e4", "runner_id": "runner-1", "runner_status": {"RunnerLoading": {}}}},
-        {"RunnerStatusUpdated": {"event_id": "e5", "runner_id": "runner-2", "runner_status": {"RunnerFailed": {"error_message": "oom"}}}},
+        {
+            "RunnerStatusUpdated": {
+                "event_id": "e5",
+                "runner_id": "runner-2",
+                "runner_status": {"RunnerFailed": {"error_message": "oom"}},
+            }
+        },
         {"RunnerDeleted": {"event_id": "e6", "runner_id": "runner-2"}},
         {
             "NodeDownloadProgress": {
                 "event_id": "e7",
-                "download_progress": {"DownloadCompleted": {"node_id": "nodeA", "shard_metadata": _SHARD, "total_bytes": {"in_bytes": 729808896}}},
+                "download_progress": {
+                    "DownloadCompleted": {
+                        "node_id": "nodeA",
+                        "shard_metadata": _SHARD,
+                        "total_bytes": {"in_bytes": 729808896},
+                    }
+                },
             }
         },
         {
@@ -171,7 +213,13 @@ def exo_bodies() -> list[dict[str, Any]]:
                         "task_status": "Pending",
                         "instance_id": "inst-1",
                         "command_id": "cmd-1",
-                        "task_params": {"model": _CARD["model_id"], "input": [{"role": "user", "content": "hi"}], "max_output_tokens": 64, "temperature": None, "stream": True},
+                        "task_params": {
+                            "model": _CARD["model_id"],
+                            "input": [{"role": "user", "content": "hi"}],
+                            "max_output_tokens": 64,
+                            "temperature": None,
+                            "stream": True,
+                        },
                         "error_type": None,
                         "error_message": None,
                     }
@@ -182,7 +230,14 @@ def exo_bodies() -> list[dict[str, Any]]:
             "TaskCreated": {
                 "event_id": "e10",
                 "task_id": "task-2",
-                "task": {"DownloadModel": {"task_id": "task-2", "task_status": "Pending", "instance_id": "inst-1", "shard_metadata": _SHARD}},
+                "task": {
+                    "DownloadModel": {
+                        "task_id": "task-2",
+                        "task_status": "Pending",
+                        "instance_id": "inst-1",
+                        "shard_metadata": _SHARD,
+                    }
+                },
             }
         },
         {"TaskAcknowledged": {"event_id": "e11", "task_id": "task-1"}},
@@ -191,14 +246,31 @@ def exo_bodies() -> list[dict[str, Any]]:
             "ChunkGenerated": {
                 "event_id": "e13",
                 "command_id": "cmd-1",
-                "chunk": {"TokenChunk": {"model": _CARD["model_id"], "text": " hello", "token_id": 1234, "usage": None, "finish_reason": None, "logprob": None}},
+                "chunk": {
+                    "TokenChunk": {
+                        "model": _CARD["model_id"],
+                        "text": " hello",
+                        "token_id": 1234,
+                        "usage": None,
+                        "finish_reason": None,
+                        "logprob": None,
+                    }
+                },
             }
         },
         {
             "InputChunkReceived": {
                 "event_id": "e14",
                 "command_id": "cmd-1",
-                "chunk": {"InputImageChunk": {"model": "flux", "command_id": "cmd-1", "data": "aGVsbG8=", "chunk_index": 0, "total_chunks": 1}},
+                "chunk": {
+                    "InputImageChunk": {
+                        "model": "flux",
+                        "command_id": "cmd-1",
+                        "data": "aGVsbG8=",
+                        "chunk_index": 0,
+                        "total_chunks": 1,
+                    }
+                },
             }
         },
         {"TracesCollected": {"event_id": "e15", "task_id": "task-1", "rank": 0, "traces": [_TRACE]}},

@@ -35,7 +35,16 @@ from .ids import NodeId
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
 
-__all__ = ["Connection", "Cycle", "Edge", "Multiaddr", "RDMAConnection", "SocketConnection", "Topology", "TopologySnapshot"]
+__all__ = [
+    "Connection",
+    "Cycle",
+    "Edge",
+    "Multiaddr",
+    "RDMAConnection",
+    "SocketConnection",
+    "Topology",
+    "TopologySnapshot",
+]
 
 _MULTIADDR = re.compile(r"^/(?P<kind>ip4|ip6)/(?P<host>[^/]+)/tcp/(?P<port>[0-9]{1,5})(?:/p2p/[A-Za-z0-9]+)?$")
 _COMPUTED = ("address_type", "ip_address", "port")
@@ -258,10 +267,7 @@ class Topology:
         """exo's ``get_subgraph_from_nodes``: the known nodes among ``nodes`` and every edge between two of them."""
         kept = {node_id for node_id in nodes if node_id in self._out}
         return Topology(
-            {
-                source: {sink: edges for sink, edges in self._out[source].items() if sink in kept}
-                for source in kept
-            }
+            {source: {sink: edges for sink, edges in self._out[source].items() if sink in kept} for source in kept}
         )
 
     def edge_count(self) -> int:
