@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, field_serializer
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 import clusterstate
 from clusterstate import CoreState, reference
@@ -166,6 +166,17 @@ def test_a_model_with_its_own_serializer_goes_through_json() -> None:
 
     item = Envelope(idx=0, event=NodeGatheredInfo(node_id="n", info=MiscData(friendly_name="studio")))
     assert clusterstate.apply(CoreState(), item).node_identities[NodeId("n")].friendly_name == "STUDIO"
+
+
+def test_a_model_keeping_undeclared_fields_goes_through_json() -> None:
+    class Envelope(exo_shapes.CamelCaseModel):
+        model_config = ConfigDict(extra="allow")
+
+        idx: int
+        event: exo_shapes.TestEvent
+
+    item = Envelope.model_validate({"idx": 0, "event": exo_shapes.TestEvent(event_id="e"), "extra_key": 1})
+    assert "extra_key" in str(_error(clusterstate.apply, CoreState(), item))
 
 
 def _unknown_events() -> tuple[BaseModel, BaseModel]:

@@ -6,8 +6,9 @@
 //! tagged model is `{"ClassName": {fields}}`. A tagged model is a `clusterstate.models.TaggedModel`,
 //! or any other pydantic model whose serialisation wraps its fields in `{"ClassName": ...}` (exo's
 //! own `TaggedModel`s): told by shape, once per class. A model that serialises itself by other code
-//! of its own (a field serializer, or a model serializer that does not tag) cannot be read from its
-//! fields: converting it fails, and the caller falls back to its `model_dump_json()`.
+//! of its own (a field serializer, or a model serializer that does not tag), or keeps undeclared
+//! fields, cannot be read from its fields: converting it fails, and the caller falls back to its
+//! `model_dump_json()`.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -103,9 +104,17 @@ fn kind_of(obj: &Bound<'_, PyAny>) -> Result<Kind> {
 /// The kind of a pydantic model class that is not a `clusterstate` `TaggedModel`, worked out from `obj`, one of its
 /// instances: a model with no serializer of its own is its fields; one whose only serializer code is a model
 /// serializer that wraps it in `{ClassName: {...}}` (dumped with no field included, it gives `{ClassName: {}}`) is
-/// a tagged union member; any other is [`Kind::SelfSerialized`].
+/// a tagged union member; any other is [`Kind::SelfSerialized`], and so is a model that keeps undeclared fields
+/// (`extra="allow"`: they are in its JSON, not in its `__dict__`).
 fn model_kind(obj: &Bound<'_, PyAny>, class: &Bound<'_, PyType>, name: &str) -> PyResult<Kind> {
     let py = obj.py();
+    let config = class.getattr(pyo3::intern!(py, "model_config"))?;
+    if config
+        .get_item(pyo3::intern!(py, "extra"))
+        .is_ok_and(|extra| extra.eq("allow").unwrap_or(true))
+    {
+        return Ok(Kind::SelfSerialized);
+    }
     let decorators = class.getattr(pyo3::intern!(py, "__pydantic_decorators__"))?;
     let field_serializers = decorators.getattr(pyo3::intern!(py, "field_serializers"))?.len()?;
     let model_serializers = decorators.getattr(pyo3::intern!(py, "model_serializers"))?.len()?;
