@@ -1,4 +1,4 @@
-"""The ``clusterstate`` command line: ``demo`` shows the State a generated trace folds into; every bad
+"""The ``clusterstate`` command line: ``demo --offline`` shows the State a generated trace folds into; every bad
 flag is one line on stderr and status 2 before any work; Ctrl-C exits quietly with 130."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_demo_shows_every_node_and_the_counts(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert main(["demo", "--nodes", "4", "--duration", "30", "--no-local"]) == 0
+    assert main(["demo", "--offline", "--nodes", "4", "--duration", "30", "--no-local"]) == 0
     out = capsys.readouterr().out
 
     config = demo_config(nodes=4, duration_s=30.0, seed=0)
@@ -56,7 +56,7 @@ def test_demo_shows_every_node_and_the_counts(
 
 def test_demo_shows_a_disconnected_node(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert main(["demo", "--nodes", "4", "--duration", "90", "--seed", "3"]) == 0
+    assert main(["demo", "--offline", "--nodes", "4", "--duration", "90", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     (silent,) = [node for node in cluster_spec(demo_config(4, 90.0, 3)).nodes if node.silent_at is not None]
     (row,) = [line for line in out.splitlines() if silent.friendly_name in line]
@@ -66,7 +66,7 @@ def test_demo_shows_a_disconnected_node(capsys: pytest.CaptureFixture[str], monk
 
 def test_demo_fits_a_narrow_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
-    assert main(["demo", "--nodes", "6", "--duration", "20", "--seed", "1"]) == 0
+    assert main(["demo", "--offline", "--nodes", "6", "--duration", "20", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     for node in cluster_spec(demo_config(6, 20.0, 1)).nodes:
@@ -74,7 +74,7 @@ def test_demo_fits_a_narrow_terminal(capsys: pytest.CaptureFixture[str], monkeyp
 
 
 def test_demo_json_is_the_folded_state(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--nodes", "4", "--duration", "30", "--json", "--no-local"]) == 0
+    assert main(["demo", "--offline", "--nodes", "4", "--duration", "30", "--json", "--no-local"]) == 0
     captured = capsys.readouterr()
     expected = fold(generate(demo_config(nodes=4, duration_s=30.0, seed=0)))
     assert decode_state(captured.out) == expected
@@ -89,13 +89,18 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 def test_demo_gives_the_same_state_with_either_reducer(capsys: pytest.CaptureFixture[str]) -> None:
     outputs = []
     for reducer in ("rust", "reference"):
-        assert main(["demo", "--nodes", "4", "--duration", "30", "--json", "--no-local", "--reducer", reducer]) == 0
+        assert (
+            main(
+                ["demo", "--offline", "--nodes", "4", "--duration", "30", "--json", "--no-local", "--reducer", reducer]
+            )
+            == 0
+        )
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
 
 
 def test_demo_json_indents_by_request(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--nodes", "3", "--duration", "10", "--json", "--no-local", "--indent", "4"]) == 0
+    assert main(["demo", "--offline", "--nodes", "3", "--duration", "10", "--json", "--no-local", "--indent", "4"]) == 0
     expected = fold(generate(demo_config(nodes=3, duration_s=10.0, seed=0)))
     assert capsys.readouterr().out == expected.model_dump_json(indent=4) + "\n"
 
@@ -108,22 +113,28 @@ def _bad_flags(tmp: Path) -> list[tuple[list[str], str]]:
     a_file = tmp / "a-file"
     a_file.write_text("", encoding="utf-8")
     return [
-        (["demo", "--duration", "inf"], "--duration"),
-        (["demo", "--duration", "nan"], "--duration"),
-        (["demo", "--duration", "0"], "--duration"),
-        (["demo", "--duration", "-5"], "--duration"),
-        (["demo", "--duration", "601"], "--duration"),
-        (["demo", "--duration", "soon"], "--duration"),
-        (["demo", "--nodes", "0"], "--nodes"),
-        (["demo", "--nodes", "100000"], "--nodes"),
-        (["demo", "--nodes", "1e3"], "--nodes"),
-        (["demo", "--seed", "-1"], "--seed"),
-        (["demo", "--seed", "1.5"], "--seed"),
-        (["demo", "--seed", str(2**63)], "--seed"),
-        (["demo", "--silent", "-1"], "--silent"),
-        (["demo", "--nodes", "4", "--silent", "4"], "--silent"),
-        (["demo", "--json", "--indent", "-1"], "--indent"),
-        (["demo", "--json", "--indent", "17"], "--indent"),
+        (["demo", "--offline", "--duration", "inf"], "--duration"),
+        (["demo", "--offline", "--duration", "nan"], "--duration"),
+        (["demo", "--offline", "--duration", "0"], "--duration"),
+        (["demo", "--offline", "--duration", "-5"], "--duration"),
+        (["demo", "--offline", "--duration", "601"], "--duration"),
+        (["demo", "--offline", "--duration", "soon"], "--duration"),
+        (["demo", "--offline", "--nodes", "0"], "--nodes"),
+        (["demo", "--offline", "--nodes", "100000"], "--nodes"),
+        (["demo", "--offline", "--nodes", "1e3"], "--nodes"),
+        (["demo", "--offline", "--seed", "-1"], "--seed"),
+        (["demo", "--offline", "--seed", "1.5"], "--seed"),
+        (["demo", "--offline", "--seed", str(2**63)], "--seed"),
+        (["demo", "--offline", "--silent", "-1"], "--silent"),
+        (["demo", "--offline", "--nodes", "4", "--silent", "4"], "--silent"),
+        (["demo", "--offline", "--json", "--indent", "-1"], "--indent"),
+        (["demo", "--offline", "--json", "--indent", "17"], "--indent"),
+        (["demo", "--nodes", "4"], "--nodes"),
+        (["demo", "--seed", "1"], "--seed"),
+        (["demo", "--silent", "0"], "--silent"),
+        (["demo", "--reducer", "reference"], "--reducer"),
+        (["demo", "--no-local"], "--no-local"),
+        (["demo", "--json", "--duration", "30"], "--duration"),
         (["simulate", "--duration", "nan"], "--duration"),
         (["simulate", "--duration", "inf"], "--duration"),
         (["simulate", "--duration", "599"], "--duration"),
@@ -222,12 +233,16 @@ def test_only_the_cli_imports_rich(processes: Processes) -> None:
 
 
 def test_an_unbounded_run_is_refused_at_once_by_the_real_command(processes: Processes) -> None:
-    for args in (["demo", "--duration", "inf"], ["simulate", "--duration", "nan"], ["demo", "--nodes", "100000"]):
+    for args in (
+        ["demo", "--offline", "--duration", "inf"],
+        ["simulate", "--duration", "nan"],
+        ["demo", "--nodes", "100000"],
+    ):
         result = processes.run(_clusterstate(*args), capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, args
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1, result.stderr
-        assert f"argument {args[1]}: must be" in result.stderr
+        assert f"argument {args[-2]}: must be" in result.stderr
 
 
 def _default_sigint() -> None:
@@ -282,7 +297,7 @@ def _on_a_terminal(
 @pytest.mark.parametrize(
     ("args", "progress"),
     [
-        (["demo", "--nodes", "256", "--duration", "600", "--no-local"], b"generating"),
+        (["demo", "--offline", "--nodes", "256", "--duration", "600", "--no-local"], b"generating"),
         (["simulate", "--nodes", "32", "--duration", "3600"], b"simulating"),
     ],
 )
@@ -296,7 +311,9 @@ def test_ctrl_c_exits_quietly_with_130(processes: Processes, args: list[str], pr
 
 
 def test_demo_json_is_pretty_on_a_terminal(processes: Processes) -> None:
-    status, out, _ = _on_a_terminal(processes, ["demo", "--nodes", "3", "--duration", "10", "--json", "--no-local"])
+    status, out, _ = _on_a_terminal(
+        processes, ["demo", "--offline", "--nodes", "3", "--duration", "10", "--json", "--no-local"]
+    )
     assert status == 0
     expected = fold(generate(demo_config(nodes=3, duration_s=10.0, seed=0)))
     assert out.decode().replace("\r\n", "\n") == expected.model_dump_json(indent=2) + "\n"

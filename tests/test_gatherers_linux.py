@@ -177,7 +177,7 @@ def test_demo_shows_this_machine_next_to_the_generated_peers(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    assert main(["demo", "--nodes", "4", "--duration", "30"]) == 0
+    assert main(["demo", "--offline", "--nodes", "4", "--duration", "30"]) == 0
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if local_node_id() in line]
     assert socket.gethostname() in row
@@ -187,9 +187,9 @@ def test_demo_shows_this_machine_next_to_the_generated_peers(
 
 
 def test_demo_json_includes_this_machine_unless_no_local(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--nodes", "3", "--duration", "20", "--json"]) == 0
+    assert main(["demo", "--offline", "--nodes", "3", "--duration", "20", "--json"]) == 0
     with_local = json.loads(capsys.readouterr().out)
-    assert main(["demo", "--nodes", "3", "--duration", "20", "--json", "--no-local"]) == 0
+    assert main(["demo", "--offline", "--nodes", "3", "--duration", "20", "--json", "--no-local"]) == 0
     without = json.loads(capsys.readouterr().out)
     me = local_node_id()
     assert me in with_local["node_memory"]

@@ -197,7 +197,7 @@ def test_the_last_index_is_the_same_in_both_reducers() -> None:
 
 
 def test_a_state_argument_that_is_not_a_state_is_a_typed_error() -> None:
-    with pytest.raises(DecodeError, match=r"expected a CoreState or a clusterstate\.State, got object"):
+    with pytest.raises(DecodeError, match=r"expected a CoreState or a pydantic State, got object"):
         clusterstate.apply(object(), GOOD)  # type: ignore[arg-type]
 
 

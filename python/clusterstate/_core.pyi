@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeAlias, TypedDict, final
 
+from pydantic import BaseModel
+
 from clusterstate import models
 
 # PyO3 appends every name added to the module to its `__all__`; keep this list in step (stubtest compares them).
@@ -29,22 +31,27 @@ __all__ = [
 __version__: str
 """Version of the Rust core, equal to the `clusterstate` distribution's version."""
 
-_EventInput: TypeAlias = models.IndexedEvent | bytes | bytearray | str
-_StateInput: TypeAlias = CoreState | models.State
+# A pydantic model of the same JSON shape is accepted too (exo's own classes, `docs/exo.md`).
+_EventInput: TypeAlias = models.IndexedEvent | BaseModel | bytes | bytearray | str
+_StateInput: TypeAlias = CoreState | models.State | BaseModel
 
 @final
 class CoreState:
     """The cluster State held by the Rust core: immutable, structurally shared between versions.
 
     Reads like `clusterstate.models.State`: the same attribute names with the same typed values,
-    `model_dump()` / `model_dump_json(by_alias=...)` giving the same data and bytes, and equality
-    with a pydantic State of the same content. `CoreState()` is the empty State.
+    `model_dump(mode=..., by_alias=...)` / `model_dump_json(by_alias=...)` giving the same data and
+    bytes, `model_copy(update=...)`, and equality with a pydantic State of the same content (a
+    `clusterstate.models.State` or a foreign class of the same JSON shape). `CoreState()` is the
+    empty State.
     """
 
     def __new__(cls) -> CoreState: ...
     @staticmethod
     def from_pydantic(state: _StateInput) -> CoreState:
-        """The Rust State of a pydantic State (converted once, through its JSON).
+        """The Rust State of a pydantic State (converted once, through its `model_dump_json()`).
+
+        Any pydantic model whose JSON is a State is accepted: `clusterstate.models.State` or a foreign class.
 
         Raises:
             clusterstate.errors.DecodeError: `state` is not a State.
@@ -64,8 +71,22 @@ class CoreState:
     def model_dump_json(self, *, by_alias: bool = False) -> str:
         """The JSON the pydantic State writes for the same content, byte for byte."""
 
-    def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
-        """The State as JSON-compatible Python data (pydantic's `model_dump(mode="json")`)."""
+    def model_dump(self, *, mode: Literal["json", "python"] = "json", by_alias: bool = False) -> dict[str, Any]:
+        """The State as Python data: JSON-compatible (`mode="json"`, pydantic's `model_dump(mode="json")`), or
+        with the typed models inside (`mode="python"`, the pydantic State's `model_dump()`).
+
+        Raises:
+            ValueError: `mode` is neither.
+        """
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> CoreState:
+        """This State with the fields in `update` replaced (pydantic's `model_copy(update=...)`), validated.
+
+        A State is immutable: `deep` changes nothing, and without `update` the copy shares everything.
+
+        Raises:
+            clusterstate.errors.DecodeError: an updated field does not hold a valid value.
+        """
 
     def replay(self, log: EventLog, /) -> CoreState:
         """This State with the records of `log` after `last_event_applied_idx` folded in (in Rust, GIL released).
@@ -117,7 +138,10 @@ def apply(state: _StateInput, indexed_event: _EventInput, /) -> CoreState:
     """Fold one indexed event into `state` and return the new State; a drop-in for `clusterstate.reference.apply`.
 
     `state` is a Rust State, or a pydantic State (converted first); `indexed_event` is a pydantic
-    `IndexedEvent` or its JSON. The input State is never changed.
+    `IndexedEvent` or its JSON. Pydantic objects of another package with the same JSON shape (exo's
+    `IndexedEvent{idx, event}` and its tagged events) are read the same way, from their fields; a model
+    that serialises itself by code of its own is read from its `model_dump_json()`. The input State is
+    never changed.
 
     Raises:
         clusterstate.errors.EventIndexError: `indexed_event.idx` is not `state.last_event_applied_idx + 1`.

@@ -1,9 +1,12 @@
-"""``clusterstate demo``: generate a seeded cluster trace, fold it and show the State it ends in.
+"""``clusterstate demo``: a real cluster on this machine fails over (:mod:`.demo_cluster`); ``--offline`` folds a
+generated trace instead.
 
-The trace is folded through the Rust reducer (``--reducer reference``: the pure-Python one), then shown as a table
-of nodes and a summary, or printed as JSON. This machine joins the generated peers as one more node: one real
-sample of each of its monitors is appended to the trace (``--no-local`` leaves it out, for output that depends on
-the seed alone).
+``clusterstate demo`` starts three ``clusterstate node`` processes, SIGKILLs their master part-way and shows the new
+master, every State converging and what was lost (nothing). ``clusterstate demo --offline`` generates a seeded
+cluster trace and folds it through the Rust reducer (``--reducer reference``: the pure-Python one), then shows the
+State it ends in as a table of nodes and a summary, or prints it as JSON. This machine joins the generated peers as
+one more node: one real sample of each of its monitors is appended to the trace (``--no-local`` leaves it out, for
+output that depends on the seed alone).
 """
 
 from __future__ import annotations
@@ -25,9 +28,20 @@ from clusterstate.reference import apply
 from clusterstate.trace import TraceConfig, generate
 
 from .console import progress, stdout_console
+from .demo_cluster import run_cluster
 from .state_view import render
 
-__all__ = ["MAX_DURATION_S", "MAX_NODES", "NAME", "add_parser", "check", "demo_config", "fold_with_progress", "run"]
+__all__ = [
+    "MAX_DURATION_S",
+    "MAX_NODES",
+    "NAME",
+    "OFFLINE_DEFAULTS",
+    "add_parser",
+    "check",
+    "demo_config",
+    "fold_with_progress",
+    "run",
+]
 
 NAME = "demo"
 
@@ -41,6 +55,9 @@ _LOCAL_DEADLINE_S = 2.0
 """How long the demo waits for this machine's sample (a slow monitor is left out, the demo stays fast)."""
 _BATCH = 2_000
 """Events per ``apply_many`` call when the Rust reducer folds (the progress bar moves per batch)."""
+OFFLINE_DEFAULTS = {"nodes": 8, "duration": 120.0, "seed": 0, "reducer": "rust", "no_local": False}
+"""The flags that only ``--offline`` takes (``--silent`` too: its default depends on ``--nodes``), with their
+defaults."""
 
 
 def demo_config(nodes: int, duration_s: float, seed: int, silent: int | None = None) -> TraceConfig:
@@ -84,30 +101,38 @@ def fold_with_progress(
 def add_parser(commands: Subcommands) -> None:
     parser = commands.add_parser(
         NAME,
-        help="fold a generated cluster trace and show the resulting State",
-        description="Generate a seeded trace of a simulated cluster, fold it through the reducer "
-        "and show the State it ends in.",
+        help="run a 3-node cluster here, SIGKILL its master and show nothing is lost",
+        description="Start three clusterstate node processes on this machine (loopback, temporary data "
+        "directories, real gatherers), push events through every node, SIGKILL the master part-way and show the "
+        "new master, every State converging and the events lost (none). Exit status 0, or 1 if an event was lost "
+        "or the States differ. With --offline: generate a seeded trace of a simulated cluster, fold it through "
+        "the reducer and show the State it ends in.",
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="fold a generated trace instead of running a cluster (no processes)"
     )
     parser.add_argument(
         "--nodes",
         type=number(int, 1, MAX_NODES),
-        default=8,
-        help=f"cluster size, 1 to {MAX_NODES} (default: 8)",
+        help=f"with --offline: cluster size, 1 to {MAX_NODES} (default: 8)",
     )
     parser.add_argument(
         "--duration",
         type=number(float, 0.0, MAX_DURATION_S, low_open=True),
-        default=120.0,
-        help=f"simulated seconds, above 0 and at most {MAX_DURATION_S:.0f} (default: 120)",
+        help=f"with --offline: simulated seconds, above 0 and at most {MAX_DURATION_S:.0f} (default: 120)",
     )
-    parser.add_argument("--seed", type=seed, default=0, help="trace seed, 0 to 2**63-1 (default: 0)")
+    parser.add_argument("--seed", type=seed, help="with --offline: trace seed, 0 to 2**63-1 (default: 0)")
     parser.add_argument(
         "--silent",
         type=number(int, 0, MAX_NODES - 1),
         default=None,
-        help="nodes that crash during the trace, below --nodes (default: 1 from 3 nodes up)",
+        help="with --offline: nodes that crash during the trace, below --nodes (default: 1 from 3 nodes up)",
     )
-    parser.add_argument("--json", action="store_true", help="print the final State as JSON instead of tables")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON instead of tables (with --offline: the final State)",
+    )
     parser.add_argument(
         "--indent",
         type=number(int, 0, _MAX_INDENT),
@@ -118,22 +143,34 @@ def add_parser(commands: Subcommands) -> None:
     parser.add_argument(
         "--reducer",
         choices=get_args(Reducer),
-        default="rust",
-        help="rust: clusterstate.apply_many (default); reference: the pure-Python reducer",
+        help="with --offline: rust: clusterstate.apply_many (default); reference: the pure-Python reducer",
     )
     parser.add_argument(
-        "--no-local", action="store_true", help="leave this machine out (the output then depends on the seed alone)"
+        "--no-local",
+        action="store_true",
+        default=None,
+        help="with --offline: leave this machine out (the output then depends on the seed alone)",
     )
     parser.set_defaults(parser=parser)
 
 
 def check(args: argparse.Namespace) -> None:
-    """``--silent`` is below ``--nodes``."""
+    """The trace's flags come with ``--offline`` only; ``--silent`` is below ``--nodes``."""
+    if not args.offline:
+        for name in (*OFFLINE_DEFAULTS, "silent"):
+            if getattr(args, name) is not None:
+                args.parser.error(f"argument --{name.replace('_', '-')}: only with --offline")
+        return
+    for name, default in OFFLINE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.silent is not None and args.silent >= args.nodes:
         args.parser.error(f"argument --silent: must be below --nodes ({args.nodes}), not {args.silent}")
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.offline:
+        return run_cluster(args)
     progress_console = Console(stderr=True)
     config = demo_config(args.nodes, args.duration, args.seed, args.silent)
     with progress(progress_console) as bar:

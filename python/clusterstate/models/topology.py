@@ -10,6 +10,11 @@ graph), and leaves the old one valid, so a State holding it is never changed und
 ``TopologySnapshot`` in a canonical order: nodes sorted, connections sorted by source then sink,
 parallel edges sorted (socket edges by address, then RDMA edges by interface names). The order
 never depends on history, so equal graphs are equal values with identical JSON.
+
+exo's placement and worker code read its topology through ``list_nodes``, ``list_connections``,
+``map_connections``, ``out_edges``, ``neighbours``, ``node_is_leaf``, ``get_cycles``,
+``is_rdma_cycle`` and ``get_subgraph_from_nodes``; :class:`Topology` answers each of them the same
+way, in its canonical order (exo's order followed its graph's insertion order).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
+import networkx as nx
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, computed_field, model_validator
 from pydantic_core import core_schema
 
@@ -28,7 +35,16 @@ from .ids import NodeId
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
 
-__all__ = ["Connection", "Edge", "Multiaddr", "RDMAConnection", "SocketConnection", "Topology", "TopologySnapshot"]
+__all__ = [
+    "Connection",
+    "Cycle",
+    "Edge",
+    "Multiaddr",
+    "RDMAConnection",
+    "SocketConnection",
+    "Topology",
+    "TopologySnapshot",
+]
 
 _MULTIADDR = re.compile(r"^/(?P<kind>ip4|ip6)/(?P<host>[^/]+)/tcp/(?P<port>[0-9]{1,5})(?:/p2p/[A-Za-z0-9]+)?$")
 _COMPUTED = ("address_type", "ip_address", "port")
@@ -149,6 +165,19 @@ class TopologySnapshot(BaseModel):
     connections: dict[NodeId, dict[NodeId, list[Edge]]]
 
 
+@dataclass(frozen=True)
+class Cycle:
+    """A directed cycle of nodes (exo's ``Cycle``): each node has an edge to the next, the last one to the first."""
+
+    node_ids: list[NodeId]
+
+    def __len__(self) -> int:
+        return len(self.node_ids)
+
+    def __iter__(self) -> Iterator[NodeId]:
+        return iter(self.node_ids)
+
+
 class Topology:
     """An immutable directed multigraph of node ids; see the module docstring."""
 
@@ -190,6 +219,56 @@ class Topology:
     def is_leaf(self, node_id: NodeId) -> bool:
         """At most one distinct successor (exo's ``node_is_leaf``)."""
         return len(self._out.get(node_id, {})) <= 1
+
+    # --- exo's reading methods ---
+
+    def neighbours(self, node_id: NodeId) -> list[NodeId]:
+        """exo's ``neighbours``: the successors of ``node_id``."""
+        return self.successors(node_id)
+
+    def node_is_leaf(self, node_id: NodeId) -> bool:
+        """exo's ``node_is_leaf``: at most one distinct successor."""
+        return self.is_leaf(node_id)
+
+    def map_connections(self) -> dict[NodeId, dict[NodeId, list[Connection]]]:
+        """exo's ``map_connections``: source -> sink -> the edges between them, for every pair with an edge."""
+        mapped: dict[NodeId, dict[NodeId, list[Connection]]] = {}
+        for connection in self.list_connections():
+            mapped.setdefault(connection.source, {}).setdefault(connection.sink, []).append(connection)
+        return mapped
+
+    def get_cycles(self) -> list[Cycle]:
+        """exo's ``get_cycles``: every simple directed cycle, and a one-node cycle for every node.
+
+        Each cycle starts at its smallest node id; the list is sorted.
+        """
+        graph: nx.DiGraph[NodeId] = nx.DiGraph()
+        graph.add_nodes_from(self._out)
+        graph.add_edges_from((source, sink) for source, row in self._out.items() for sink in row)
+        cycles = [[node_id] for node_id in self._out]
+        for cycle in nx.simple_cycles(graph):
+            if len(cycle) >= 2:
+                start = cycle.index(min(cycle))
+                cycles.append(cycle[start:] + cycle[:start])
+        return [Cycle(node_ids) for node_ids in sorted(cycles)]
+
+    def is_rdma_cycle(self, cycle: Cycle) -> bool:
+        """exo's ``is_rdma_cycle``: for every member that has edges to another member, an RDMA connection is
+        among them."""
+        members = set(cycle)
+        return all(
+            any(isinstance(edge, RDMAConnection) for edge in edges)
+            for source in members
+            for sink, edges in self._out.get(source, {}).items()
+            if sink in members
+        )
+
+    def get_subgraph_from_nodes(self, nodes: Iterable[NodeId]) -> Topology:
+        """exo's ``get_subgraph_from_nodes``: the known nodes among ``nodes`` and every edge between two of them."""
+        kept = {node_id for node_id in nodes if node_id in self._out}
+        return Topology(
+            {source: {sink: edges for sink, edges in self._out[source].items() if sink in kept} for source in kept}
+        )
 
     def edge_count(self) -> int:
         return sum(len(edges) for row in self._out.values() for edges in row.values())

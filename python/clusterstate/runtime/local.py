@@ -201,7 +201,8 @@ class LocalCluster:
 
     def settled(self) -> str | None:
         """The master's name when every running node answers, there is exactly one master, and every node
-        follows its session with nothing missing and no lag; None otherwise."""
+        follows its session with nothing missing and no lag (a lag it knows: a node that has not yet heard where
+        the master's log ends is not settled); None otherwise."""
         statuses = self.statuses()
         if not statuses or any(s is None for s in statuses.values()):
             return None
@@ -211,7 +212,7 @@ class LocalCluster:
         session = statuses[masters[0]]["session"]  # type: ignore[index]
         for s in statuses.values():
             assert s is not None
-            if s["session"] != session or s["missing"] is not None or s["lag"] or s["pending"]:
+            if s["session"] != session or s["missing"] is not None or s["lag"] != 0 or s["pending"]:
                 return None
         return masters[0]
 

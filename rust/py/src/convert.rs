@@ -46,12 +46,27 @@ impl<'py> FromPyObject<'_, 'py> for JsonArg {
     }
 }
 
-/// An indexed-event argument: a pydantic `IndexedEvent`, or its JSON as `bytes`, `bytearray` or `str`.
+/// An indexed-event argument: its JSON as `bytes`, `bytearray` or `str`, or a pydantic model of its shape
+/// (`clusterstate.models.IndexedEvent` or a foreign class with the same JSON, such as exo's). A model is read
+/// from its fields; one that cannot be (it holds values of other shapes, or serialises itself by its own code) is
+/// decoded from its `model_dump_json()`, so a model of the wrong shape fails like its JSON would.
 pub fn event_arg(obj: &Bound<'_, PyAny>) -> PyCoreResult<IndexedEvent> {
-    match obj.extract::<JsonArg>() {
-        Ok(json) => Ok(codec::decode_indexed_event(json.as_ref())?),
-        Err(_) => Ok(depythonize(obj).map_err(|err| invalid("indexed event", err.to_string()))?),
+    if let Ok(json) = obj.extract::<JsonArg>() {
+        return Ok(codec::decode_indexed_event(json.as_ref())?);
     }
+    match depythonize(obj) {
+        Ok(event) => Ok(event),
+        Err(err) => match model_json(obj) {
+            Some(json) => Ok(codec::decode_indexed_event(json.as_bytes())?),
+            None => Err(invalid("indexed event", err.to_string()).into()),
+        },
+    }
+}
+
+/// A pydantic model's `model_dump_json()`; `None` for an object without one or whose dump fails.
+pub fn model_json(obj: &Bound<'_, PyAny>) -> Option<String> {
+    let json = obj.call_method0(pyo3::intern!(obj.py(), "model_dump_json")).ok()?;
+    json.extract().ok()
 }
 
 /// A session argument: a `(master_node_id, election_clock)` pair or an object with those attributes.

@@ -3,7 +3,12 @@
 //! It lets the core's serde types be built straight from the pydantic models without going
 //! through JSON (a `model_dump_json()` alone costs more than the whole Rust `apply`). Every
 //! object is presented in the shape its JSON would have: a model is a map of its fields, a
-//! tagged model (`clusterstate.models.TaggedModel`) is `{"ClassName": {fields}}`.
+//! tagged model is `{"ClassName": {fields}}`. A tagged model is a `clusterstate.models.TaggedModel`,
+//! or any other pydantic model whose serialisation wraps its fields in `{"ClassName": ...}` (exo's
+//! own `TaggedModel`s): told by shape, once per class. A model that serialises itself by other code
+//! of its own (a field serializer, or a model serializer that does not tag), or keeps undeclared
+//! fields, cannot be read from its fields: converting it fails, and the caller falls back to its
+//! `model_dump_json()`.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -11,7 +16,7 @@ use std::sync::Arc;
 
 use clusterstate_core::json::payload::NUMBER_TOKEN;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyTuple, PyType};
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use crate::pyimports::{BASE_MODEL, TAGGED_MODEL};
@@ -53,10 +58,12 @@ pub fn depythonize<T: de::DeserializeOwned>(obj: &Bound<'_, PyAny>) -> Result<T>
 /// What a Python class is to the depythonizer.
 #[derive(Clone)]
 enum Kind {
-    /// A `TaggedModel` subclass, with its tag (the class name).
+    /// A tagged union member (by class or by shape), with its tag (the class name).
     Tagged(Arc<str>),
-    /// Any other pydantic model.
+    /// Any other pydantic model whose JSON is its fields.
     Model,
+    /// A pydantic model whose JSON comes from serializer code of its own.
+    SelfSerialized,
     /// Anything else.
     Other,
 }
@@ -82,15 +89,57 @@ fn kind_of(obj: &Bound<'_, PyAny>) -> Result<Kind> {
         return Ok(kind);
     }
     let py = obj.py();
+    let name = class.name()?;
     let kind = if class.is_subclass(TAGGED_MODEL.get(py)?)? {
-        Kind::Tagged(Arc::from(class.name()?.to_str()?))
+        Kind::Tagged(Arc::from(name.to_str()?))
     } else if class.is_subclass(BASE_MODEL.get(py)?)? {
-        Kind::Model
+        model_kind(obj, &class, name.to_str()?)?
     } else {
         Kind::Other
     };
     KINDS.with_borrow_mut(|kinds| kinds.push((key, class.unbind(), kind.clone())));
     Ok(kind)
+}
+
+/// The kind of a pydantic model class that is not a `clusterstate` `TaggedModel`, worked out from `obj`, one of its
+/// instances: a model with no serializer of its own is its fields; one whose only serializer code is a model
+/// serializer that wraps it in `{ClassName: {...}}` (dumped with no field included, it gives `{ClassName: {}}`) is
+/// a tagged union member; any other is [`Kind::SelfSerialized`], and so is a model that keeps undeclared fields
+/// (`extra="allow"`: they are in its JSON, not in its `__dict__`).
+fn model_kind(obj: &Bound<'_, PyAny>, class: &Bound<'_, PyType>, name: &str) -> PyResult<Kind> {
+    let py = obj.py();
+    let config = class.getattr(pyo3::intern!(py, "model_config"))?;
+    if config
+        .get_item(pyo3::intern!(py, "extra"))
+        .is_ok_and(|extra| extra.eq("allow").unwrap_or(true))
+    {
+        return Ok(Kind::SelfSerialized);
+    }
+    let decorators = class.getattr(pyo3::intern!(py, "__pydantic_decorators__"))?;
+    let field_serializers = decorators.getattr(pyo3::intern!(py, "field_serializers"))?.len()?;
+    let model_serializers = decorators.getattr(pyo3::intern!(py, "model_serializers"))?.len()?;
+    if field_serializers == 0 && model_serializers == 0 {
+        return Ok(Kind::Model);
+    }
+    if field_serializers > 0 {
+        return Ok(Kind::SelfSerialized);
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(pyo3::intern!(py, "include"), PySet::empty(py)?)?;
+    let dumped = obj.call_method(pyo3::intern!(py, "model_dump"), (), Some(&kwargs))?;
+    let tagged = dumped.cast::<PyDict>().is_ok_and(|dict| {
+        dict.len() == 1
+            && dict
+                .get_item(name)
+                .ok()
+                .flatten()
+                .is_some_and(|inner| inner.cast::<PyDict>().is_ok_and(PyDictMethods::is_empty))
+    });
+    Ok(if tagged {
+        Kind::Tagged(Arc::from(name))
+    } else {
+        Kind::SelfSerialized
+    })
 }
 
 struct Depythonizer<'py> {
@@ -175,7 +224,7 @@ impl<'de> de::Deserializer<'de> for Depythonizer<'_> {
                 inner: Some(self.fields()),
             }),
             Kind::Tagged(_) | Kind::Model => visitor.visit_map(DictAccess::new(&self.model_fields()?)),
-            Kind::Other => Err(DepythonizeError(format!(
+            Kind::SelfSerialized | Kind::Other => Err(DepythonizeError(format!(
                 "cannot convert a Python {} to Rust",
                 self.type_name()
             ))),

@@ -29,7 +29,6 @@ pub static JSON_LOADS: LazyImport = LazyImport::new("json", "loads");
 pub static GET_LOGGER: LazyImport = LazyImport::new("logging", "getLogger");
 pub static BASE_MODEL: LazyImport = LazyImport::new("pydantic", "BaseModel");
 pub static TAGGED_MODEL: LazyImport = LazyImport::new("clusterstate.models._base", "TaggedModel");
-pub static PYDANTIC_STATE: LazyImport = LazyImport::new("clusterstate.models", "State");
 pub static NODE_DISCONNECTED: LazyImport = LazyImport::new("clusterstate.models", "NodeDisconnected");
 pub static FIELD_VALUE: LazyImport = LazyImport::new("clusterstate._fields", "field_value");
 pub static DECODE_STATE: LazyImport = LazyImport::new("clusterstate.codec", "decode_state");

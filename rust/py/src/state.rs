@@ -2,13 +2,14 @@
 
 use clusterstate_core::json::{self, Case};
 use clusterstate_core::{codec, State};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict};
 use serde::Serialize;
 
-use crate::convert::{type_name, JsonArg};
+use crate::convert::{model_json, type_name, JsonArg};
 use crate::errors::{invalid, PyCoreResult};
-use crate::pyimports::{DECODE_STATE, FIELD_VALUE, JSON_LOADS, PYDANTIC_STATE};
+use crate::pyimports::{BASE_MODEL, DECODE_STATE, FIELD_VALUE, JSON_LOADS};
 
 /// The cluster State held by the Rust core: immutable, structurally shared between versions.
 #[pyclass(frozen, name = "CoreState", module = "clusterstate._core")]
@@ -16,23 +17,19 @@ pub struct PyCoreState {
     pub inner: State,
 }
 
-/// A State argument: the Rust `CoreState`, or a pydantic `clusterstate.models.State` (converted through its JSON).
+/// A State argument: the Rust `CoreState`, or a pydantic State of the same JSON shape (`clusterstate.models.State`
+/// or a foreign class), converted through its `model_dump_json()`.
 pub fn state_arg(obj: &Bound<'_, PyAny>) -> PyCoreResult<State> {
     if let Ok(state) = obj.cast::<PyCoreState>() {
         return Ok(state.get().inner.clone());
     }
-    let json = obj
-        .call_method0(pyo3::intern!(obj.py(), "model_dump_json"))
-        .map_err(|_| {
-            invalid(
-                "state",
-                format!("expected a CoreState or a clusterstate.State, got {}", type_name(obj)),
-            )
-        })?;
-    let json = json
-        .cast::<PyString>()
-        .map_err(|_| invalid("state", "model_dump_json() did not return a str"))?;
-    Ok(codec::decode_state(json.to_str()?.as_bytes())?)
+    let json = model_json(obj).ok_or_else(|| {
+        invalid(
+            "state",
+            format!("expected a CoreState or a pydantic State, got {}", type_name(obj)),
+        )
+    })?;
+    Ok(codec::decode_state(json.as_bytes())?)
 }
 
 /// One State field as the pydantic State holds it (typed models in plain dicts and lists).
@@ -85,11 +82,45 @@ impl PyCoreState {
         json::to_string(&self.inner, case).unwrap_or_default()
     }
 
-    /// The State as plain JSON-compatible Python data (what `model_dump(mode="json")` gives).
-    #[pyo3(signature = (*, by_alias = false))]
-    fn model_dump(&self, py: Python<'_>, by_alias: bool) -> PyResult<Py<PyAny>> {
-        let loads = JSON_LOADS.get(py)?;
-        Ok(loads.call1((self.model_dump_json(by_alias),))?.unbind())
+    /// The State as Python data: JSON-compatible (`mode="json"`, the default, read from the Rust State) or with the
+    /// typed models inside (`mode="python"`, the pydantic State's `model_dump`).
+    #[pyo3(signature = (*, mode = "json", by_alias = false))]
+    fn model_dump(&self, py: Python<'_>, mode: &str, by_alias: bool) -> PyResult<Py<PyAny>> {
+        match mode {
+            "json" => Ok(JSON_LOADS.get(py)?.call1((self.model_dump_json(by_alias),))?.unbind()),
+            "python" => {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item(pyo3::intern!(py, "by_alias"), by_alias)?;
+                let dumped =
+                    self.to_pydantic(py)?
+                        .call_method(py, pyo3::intern!(py, "model_dump"), (), Some(&kwargs))?;
+                Ok(dumped)
+            }
+            other => Err(PyValueError::new_err(format!(
+                "mode must be \"json\" or \"python\", not {other:?}"
+            ))),
+        }
+    }
+
+    /// This State with the fields in `update` replaced, as pydantic's `model_copy(update=...)`; the result is
+    /// validated like any State input (a `DecodeError` for a value of the wrong shape). A State is immutable, so
+    /// `deep` changes nothing and a copy without `update` shares everything with this one.
+    #[pyo3(signature = (*, update = None, deep = false))]
+    fn model_copy(&self, py: Python<'_>, update: Option<&Bound<'_, PyDict>>, deep: bool) -> PyCoreResult<Self> {
+        let _ = deep;
+        let Some(update) = update.filter(|update| !update.is_empty()) else {
+            return Ok(PyCoreState {
+                inner: self.inner.clone(),
+            });
+        };
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(pyo3::intern!(py, "update"), update)?;
+        let copied = self
+            .to_pydantic(py)?
+            .call_method(py, pyo3::intern!(py, "model_copy"), (), Some(&kwargs))?;
+        Ok(PyCoreState {
+            inner: state_arg(copied.bind(py))?,
+        })
     }
 
     #[getter]
@@ -187,7 +218,8 @@ impl PyCoreState {
             .collect()
     }
 
-    /// Equal to a Rust or pydantic State with the same content.
+    /// Equal to a Rust State, or a pydantic State (`clusterstate.models.State` or a foreign class of the same JSON
+    /// shape), with the same content.
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyCoreResult<Py<PyAny>> {
         if let Ok(other) = other.cast::<PyCoreState>() {
             return Ok(PyBool::new(py, self.inner == other.get().inner)
@@ -195,9 +227,11 @@ impl PyCoreState {
                 .into_any()
                 .unbind());
         }
-        if other.is_instance(PYDANTIC_STATE.get(py)?)? {
-            let equal = self.inner == state_arg(other)?;
-            return Ok(PyBool::new(py, equal).to_owned().into_any().unbind());
+        if other.is_instance(BASE_MODEL.get(py)?)? {
+            // A pydantic model that is not a State of this shape is not equal (nor an error).
+            if let Ok(other) = state_arg(other) {
+                return Ok(PyBool::new(py, self.inner == other).to_owned().into_any().unbind());
+            }
         }
         Ok(py.NotImplemented())
     }
