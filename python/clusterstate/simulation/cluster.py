@@ -47,6 +47,7 @@ from pathlib import Path
 from clusterstate import reference
 from clusterstate.models import IndexedEvent
 from clusterstate.runtime.actions import Answer, Effect, Fetch, Publish
+from clusterstate.runtime.check import event_ids, verdict_of
 from clusterstate.runtime.datadir import DataDir
 from clusterstate.runtime.gating import AckGate, Pair
 from clusterstate.runtime.keys import Keys, Session, matches
@@ -454,29 +455,25 @@ class Cluster:
     def _final_checks(self) -> int:
         """Invariants 4 to 6; returns the master's log length."""
         up = [(h.name, h.machine) for h in self.hosts if h.machine is not None]
-        masters = [m for _, m in up if m.leader is not None]
+        masters = [(name, m) for name, m in up if m.leader is not None]
         if len(masters) != 1:
             self.violations.append(f"{len(masters)} masters after quiescence: {self._roles()}")
             return 0
         for name, machine in up:
             if machine.producer.outbox.pending:
                 self.violations.append(f"{name}: {machine.producer.outbox.pending} envelopes still pending")
-        lines = _read_log(masters[0])
+        (master, leader), lines = masters[0], _read_log(masters[0][1])
         logged = [IndexedEvent.model_validate_json(line) for line in lines]
-        if [e.idx for e in logged] != list(range(len(logged))):
-            self.violations.append("the master's log has gaps or is out of order")
-        counts = Counter(str(e.event.event_id) for e in logged)
-        self.violations += [f"{event_id} is in the master's log {n} times" for event_id, n in counts.items() if n > 1]
-        self.violations += [
-            f"{event_id} was released but is not in the log" for event_id in self.released - set(counts)
-        ]
         folded = reference.fold(logged)
-        for name, machine in up:
-            if machine.leader is None and _read_log(machine) != lines:
-                self.violations.append(f"{name}: its replica log differs from the master's")
-            if machine.state != folded:
-                self.violations.append(f"{name}: its State is not the fold of the master's log")
-        return len(logged)
+        differing = [name for name, m in up if m.state != folded or (m is not leader and _read_log(m) != lines)]
+        verdict = verdict_of(master, logged, sorted(self.released), differing)
+        if not verdict.contiguous:
+            self.violations.append("the master's log has gaps or is out of order")
+        twice = [f"{event_id} ({n} times)" for event_id, n in event_ids(logged).items() if n > 1]
+        self.violations += [f"in the master's log more than once: {', '.join(twice)}"] if twice else []
+        self.violations += [f"released but not in the master's log: {event_id}" for event_id in verdict.lost]
+        self.violations += [f"{name}: its log or State is not the master's" for name in verdict.differing]
+        return verdict.log_length
 
 
 class _Handler:
