@@ -267,12 +267,19 @@ def test_leader_ingests_acknowledges_and_answers_pages(tmp_path: Path) -> None:
     assert master.counters["rejected_malformed"] == 1
     step.on_envelopes([envelopes[1]], now=0.6)
     assert step.counters["snapshots"] == 1
-    # The first heartbeat is due at once, then one every heartbeat_s, busy or idle.
+    # The first heartbeat is due at once, then one every heartbeat_s / 10 for the session's first two heartbeat_s
+    # (followers subscribe just after it started), then one every heartbeat_s, busy or idle.
+    beat = [Publish(KEYS.heartbeat(S_M), encode_heartbeat(Heartbeat(3)))]
     assert step.next_timer == 0.0
-    assert step.tick(now=0.7) == [Publish(KEYS.heartbeat(S_M), encode_heartbeat(Heartbeat(3)))]
-    assert step.next_timer == 1.7
-    assert step.tick(now=1.0) == []
-    assert step.tick(now=1.7) == [Publish(KEYS.heartbeat(S_M), encode_heartbeat(Heartbeat(3)))]
+    assert step.tick(now=0.7) == beat
+    assert step.next_timer == pytest.approx(0.8)
+    assert step.tick(now=0.75) == []
+    assert step.tick(now=1.95) == beat
+    assert step.next_timer == pytest.approx(2.05)
+    assert step.tick(now=2.05) == beat
+    assert step.next_timer == pytest.approx(3.05)
+    assert step.tick(now=3.0) == []
+    assert step.tick(now=3.05) == beat
     page = step.on_query({"since": "1", "limit": "5"})
     assert page.ok
     assert len(split_frame(page.payload)) == 2

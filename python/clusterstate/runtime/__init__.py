@@ -21,7 +21,9 @@ The runtime is split into pure decision modules, one state machine per node, and
 - ``transport``: one ``Transport`` protocol, implemented over zenoh (``transport.zenoh``) and in
   memory (``transport.memory``, seeded, with loss, duplication, reordering and delay);
 - ``node``: the shell running a ``NodeMachine`` over zenoh with the gatherers and the HTTP API (``api``,
-  ``metrics``); ``local``: a cluster of node processes on this machine (the demo and the multi-process tests).
+  ``metrics``); ``local``: a cluster of node processes on this machine, ``check``: whether such a cluster lost,
+  duplicated or diverged anything, ``failover``: a failover run over it (the demo, the figures and the
+  multi-process tests use these three).
 
 Boundary rules:
 

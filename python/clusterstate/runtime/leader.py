@@ -5,7 +5,8 @@
   reported behind a gap gets one message ``{upto, acks, missing}`` on ``s/{S}/ack/{node}``, where `upto` is the
   master's next index (the producer holds the acknowledgements until its own node has applied that far).
 - :meth:`LeaderStep.tick`: ``plan_cycle`` every `period_s` (its ``NodeDisconnected`` events published like ingested
-  ones), a heartbeat ``{next, commit, lineage}`` every `heartbeat_s` (the first at once), and a snapshot of the
+  ones), a heartbeat ``{next, commit, lineage}`` every `heartbeat_s` (the first at once, ten times as often in the
+  session's first two periods), and a snapshot of the
   State into the log every `snapshot_every` events. :attr:`LeaderStep.next_timer` says when the next tick is due.
 - :meth:`LeaderStep.on_progress`: a replica's position. With a `quorum`, the commit index is the `quorum`-th
   largest position (the master's own included); a heartbeat goes out as soon as it advances, since producers
@@ -72,6 +73,7 @@ class LeaderStep:
         self.counters: Counter[str] = Counter()
         self.positions: dict[str, int] = {}
         self._next_cycle = now + period_s
+        self._started = now
         self._next_heartbeat = now
         self._snapshot_at = master.next_index
         self._sent_commit: int | None = None
@@ -157,7 +159,10 @@ class LeaderStep:
         return answer
 
     def _heartbeat(self, now: float) -> list[Effect]:
-        self._next_heartbeat = now + self.heartbeat_s
+        # Followers subscribe to a new session's heartbeats when they see its token, just after the first one
+        # went out, and take none of its frames before one arrives: its first two periods beat ten times as often.
+        young = now - self._started < 2 * self.heartbeat_s
+        self._next_heartbeat = now + (self.heartbeat_s / 10 if young else self.heartbeat_s)
         self._sent_commit = commit = self.commit
         payload = encode_heartbeat(Heartbeat(self.master.next_index, commit, self.lineage))
         return [Publish(self.keys.heartbeat(self.session), payload)]
