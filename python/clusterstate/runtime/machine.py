@@ -73,7 +73,19 @@ from .actions import (
     Watch,
 )
 from .datadir import DataDir, Durability
-from .election import NEVER, Candidate, Quorum, Round, Visible, answer, decode_record, encode_record, quorum_size
+from .election import (
+    NEVER,
+    Candidate,
+    Quorum,
+    Resignation,
+    Round,
+    Visible,
+    answer,
+    decode_message,
+    encode_record,
+    encode_resignation,
+    quorum_size,
+)
 from .election import trigger as election_trigger
 from .follower import FollowerStep
 from .gating import AckGate
@@ -176,7 +188,9 @@ class NodeMachine:
         self._master_next: int | None = None
         self._never_term: int | None = None  # the term this node stepped down in after a log failure
         self._below_quorum_since: float | None = None
+        self._resigned: Session | None = None  # a visible master that said it resigns: no debounce once it is gone
         self._progress_sent: tuple[int, float] = (-1, float("-inf"))
+        self._snapshot_at = self.follower.core.next_index  # the replica's index when it was last snapshotted
 
     # Reading the node.
 
@@ -239,6 +253,7 @@ class NodeMachine:
             "masters": sorted(str(s) for s in self.view.masters),
             "lineage": [[e.session.term, e.session.master, e.start] for e in self.lineage],
             "dropped": {},
+            "peers": [],
             "counters": dict(sorted(counters.items())),
         }
 
@@ -378,9 +393,13 @@ class NodeMachine:
 
     def _on_record(self, payload: bytes, now: float) -> list[Effect]:
         try:
-            record = decode_record(payload)
+            record = decode_message(payload)
         except DecodeError:
             self.counters["bad_records"] += 1
+            return []
+        if isinstance(record, Resignation):
+            if record.session in self.view.masters:
+                self._resigned = record.session
             return []
         if record.node == self.node_id:
             return []
@@ -410,6 +429,8 @@ class NodeMachine:
             self._masterless_since = None
         elif self._masterless_since is None:
             self._masterless_since = now
+        if masters and self._resigned not in masters:
+            self._resigned = None  # a newer master: that resignation is history
         visible = Visible(
             me=self.node_id,
             term=self.term,
@@ -418,6 +439,7 @@ class NodeMachine:
             serving=self.leader.session if self.leader is not None else None,
             following=self.follower.session,
             masterless_since=self._masterless_since,
+            resigned=self._resigned is not None and not masters,
             campaigning=self._round is not None
             or self._awaiting is not None
             or self._sync is not None
@@ -564,6 +586,7 @@ class NodeMachine:
         self.counters["resignations"] += 1
         session = leader.session
         effects: list[Effect] = [
+            Publish(self.keys.election(), encode_resignation(Resignation(session))),
             Undeclare(self.keys.master(session)),
             Unserve(leader.events_key),
             Unsubscribe(self.keys.locals()),
@@ -657,8 +680,17 @@ class NodeMachine:
         )
 
     def _applied(self, now: float) -> list[Effect]:
-        """After the replica moved: release what the producer may, report progress to the master."""
+        """After the replica moved: release what the producer may, snapshot the replica every `snapshot_every`
+        events (so a promotion reopens it in O(tail)), report progress to the master."""
         self._release()
+        core = self.follower.core
+        if self.leader is None and core.has_log and core.next_index - self._snapshot_at >= self.options.snapshot_every:
+            try:
+                self._snapshot_at = core.snapshot() + 1
+                self.counters["replica_snapshots"] += 1
+            except LogError:
+                self._snapshot_at = core.next_index  # counted; the next one is tried a period later
+                self.counters["replica_snapshot_errors"] += 1
         effects: list[Effect] = []
         session = self.follower.session
         if session is None or self.follower.held:
