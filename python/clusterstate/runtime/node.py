@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ class NodeSettings:
     identity_wait_s: float = 1.0  # how long a member token under this node id is looked for at start
 
 
+_DECLARE_WAIT_S = 2.0
+"""The longest effects wait behind a stream being declared (a declaration is local: it takes microseconds)."""
+
+
 def _now() -> float:
     return time.monotonic()
 
@@ -95,6 +100,8 @@ class NodeShell:
         self._group = group
         self._streams: dict[tuple[type, str], tuple[AsyncExitStack, anyio.CancelScope, Inbox[Any] | None]] = {}
         self._empty_waiters: list[anyio.Event] = []
+        self._effects: deque[Effect] = deque()
+        self._opening = False  # an effect waits for a stream to be declared: later ones queue behind it
 
     # The HTTP API's view of the node (clusterstate.runtime.api.NodeView).
 
@@ -152,29 +159,50 @@ class NodeShell:
         self._run(self.machine.push(event, _now()))
 
     def _run(self, effects: list[Effect]) -> None:
-        """Carry out `effects` in order; opening a stream and a fetch run as tasks of their own."""
-        for effect in effects:
+        """Carry out `effects` in order, after those of earlier calls. An effect after one that opens a stream
+        waits until that stream is declared: an acknowledgement or frame published to a subscription that is not
+        declared yet would be lost. Everything else happens at once; a fetch runs as a task of its own."""
+        self._effects.extend(effects)
+        if not self._opening:
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._effects:
+            effect = self._effects.popleft()
             if isinstance(effect, Publish):
                 self.transport.publish(effect.key, effect.payload)
             elif isinstance(effect, Fetch):
                 self._group.start_soon(self._fetch, effect)
-            elif isinstance(effect, Subscribe | Watch | Serve | Declare):
-                self._open(effect)
             elif isinstance(effect, Unsubscribe | Unserve | Undeclare):
                 self._close(effect)
+            else:
+                declared = self._open(effect)
+                if declared is not None and self._effects:
+                    self._opening = True
+                    self._group.start_soon(self._drain_once_declared, declared)
+                    return
         if self._empty_waiters and not self.machine.producer.outbox.pending:
             for waiter in self._empty_waiters:
                 waiter.set()
             self._empty_waiters.clear()
 
-    def _open(self, effect: Subscribe | Watch | Serve | Declare) -> None:
+    async def _drain_once_declared(self, declared: anyio.Event) -> None:
+        with anyio.move_on_after(_DECLARE_WAIT_S):
+            await declared.wait()
+        self._opening = False
+        self._drain()
+
+    def _open(self, effect: Subscribe | Watch | Serve | Declare) -> anyio.Event | None:
+        """Start the stream's task; the event it sets once the stream is declared (None: it was open already)."""
         kind, key = _stream_of(effect)
         if (kind, key) in self._streams:
-            return
+            return None
         stack = AsyncExitStack()
         scope = anyio.CancelScope()
+        declared = anyio.Event()
         self._streams[kind, key] = (stack, scope, None)
-        self._group.start_soon(self._stream, effect, stack, scope)
+        self._group.start_soon(self._stream, effect, stack, scope, declared)
+        return declared
 
     def _close(self, effect: Unsubscribe | Unserve | Undeclare) -> None:
         kind = {Unsubscribe: Subscribe, Unserve: Serve, Undeclare: Declare}[type(effect)]
@@ -184,31 +212,37 @@ class NodeShell:
             entry[1].cancel()
 
     async def _stream(
-        self, effect: Subscribe | Watch | Serve | Declare, stack: AsyncExitStack, scope: anyio.CancelScope
+        self,
+        effect: Subscribe | Watch | Serve | Declare,
+        stack: AsyncExitStack,
+        scope: anyio.CancelScope,
+        declared: anyio.Event,
     ) -> None:
         kind, key = _stream_of(effect)
         with scope:
             async with stack:
                 if isinstance(effect, Declare):
                     await stack.enter_async_context(self.transport.token(key))
+                    declared.set()
                     await anyio.sleep_forever()
                 elif isinstance(effect, Subscribe):
                     inbox = await stack.enter_async_context(self.transport.subscribe(key))
-                    self._note_inbox(kind, key, inbox)
+                    self._declared(kind, key, inbox, declared)
                     await self._read_publications(key, inbox)
                 elif isinstance(effect, Watch):
                     watch = await stack.enter_async_context(self.transport.watch(key))
-                    self._note_inbox(kind, key, watch)
+                    self._declared(kind, key, watch, declared)
                     await self._read_liveliness(watch)
                 else:
                     queries = await stack.enter_async_context(self.transport.serve(key))
-                    self._note_inbox(kind, key, queries)
+                    self._declared(kind, key, queries, declared)
                     await self._answer(key, queries)
 
-    def _note_inbox(self, kind: type, key: str, inbox: Inbox[Any]) -> None:
+    def _declared(self, kind: type, key: str, inbox: Inbox[Any], declared: anyio.Event) -> None:
         entry = self._streams.get((kind, key))
         if entry is not None:
             self._streams[kind, key] = (entry[0], entry[1], inbox)
+        declared.set()
 
     async def _read_publications(self, pattern: str, inbox: Inbox[bytes]) -> None:
         async for first in inbox:
