@@ -38,6 +38,9 @@ touches is its :class:`~.datadir.DataDir`: the replica log (through the Rust cor
   term, and it resigns). A new session's check against the lineage also drops what the replica buffered from an
   earlier session ahead of a gap.
 - A log failure while serving (a full disk) resigns, and this node's records say priority -1 for that term.
+- A resigning master says so on the election key (:class:`~.election.Resignation`) before its token goes; whoever
+  heard it campaigns as soon as the token is gone, without the debounce.
+- A follower snapshots its replica every `snapshot_every` events, so a promotion reopens the log in O(tail).
 """
 
 from __future__ import annotations
