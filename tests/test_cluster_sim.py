@@ -38,6 +38,14 @@ def test_every_invariant_holds_on_every_seed(seed: int) -> None:
     assert report.logged >= report.released > 0
 
 
+@pytest.mark.parametrize("seed", [1544])
+def test_seeds_that_once_failed_hold(seed: int) -> None:
+    """1544: a node's round of term 1 was still open when it followed the master that term 1 had elected; the round
+    then ended with this node as winner and it tried to serve term 1 a second time."""
+    report = run(seed, 3, 20.0)
+    assert report.ok, explain(report)
+
+
 def test_the_sweep_meets_every_fault() -> None:
     reports = [run(seed, 3, 20.0) for seed in range(6)]
     for report in reports:

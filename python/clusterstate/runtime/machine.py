@@ -419,6 +419,11 @@ class NodeMachine:
         if self.stopping:
             return []
         effects: list[Effect] = []
+        if self._round is not None and any(s.term >= self._round.term for s in self._masters):
+            # A master of this round's term or a newer one serves (it won where this node's view of the round
+            # was still open): the round is moot, and this node follows that master.
+            self._round = None
+            self.counters["rounds_overtaken"] += 1
         if self._round is not None and self._round.complete(self.view.members, now):
             effects += self._end_round(self._round, now)
         if self._awaiting is not None and (self._masters or now >= self._awaiting):
@@ -547,6 +552,11 @@ class NodeMachine:
 
     def _promote(self, term: int, now: float) -> list[Effect]:
         session = Session(term, self.node_id)
+        if self.lineage and self.lineage[-1].session.term >= term:
+            # This replica already followed a session of this term or a newer one: serving `term` would fork the
+            # history. The triggers campaign again at a newer term.
+            self.counters["promotions_refused"] += 1
+            return []
         effects = self.follower.leave()
         self.follower.core.close()
         try:
