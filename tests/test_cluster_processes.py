@@ -10,7 +10,6 @@ generous (CI has 2 cores); the figures themselves are measured in docs/runtime.m
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -172,38 +171,31 @@ def test_a_restarted_old_master_follows_without_wedging(make_cluster: Make) -> N
     assert old["term"] >= _term(cluster, new)
 
 
-def test_a_second_process_with_the_same_node_id_refuses_to_start(make_cluster: Make, tmp_path: Path) -> None:
-    """Scenario 14: the same node id elsewhere (a cloned disk) and the same data directory are both refused."""
+def test_a_second_process_with_the_same_node_id_refuses_to_start(
+    make_cluster: Make, tmp_path: Path, processes: Processes
+) -> None:
+    """Scenario 14: the same node id elsewhere (a cloned disk) and the same data directory are both refused, and so
+    is a listen endpoint in use; the cluster carries on."""
     cluster = make_cluster(names=("n1", "n2"))
     cluster.start_all()
     cluster.wait_for("one master", cluster.settled, 30)
     twin = cluster.nodes["n1"]
     elsewhere = [a for a in cluster.command(twin) if not a.startswith(("--data-dir=", "--listen="))]
-    clone = subprocess.run(
-        [*elsewhere, f"--data-dir={tmp_path / 'clone'}", f"--listen=tcp/127.0.0.1:{free_port()}"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert clone.returncode == 1
-    assert b"node id n1 is already live" in clone.stderr
-    same_dir = subprocess.run(
-        [*elsewhere, f"--data-dir={twin.data_dir}", f"--listen=tcp/127.0.0.1:{free_port()}"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert same_dir.returncode == 1
-    assert b"in use by another clusterstate node" in same_dir.stderr
-    in_use = subprocess.run(
-        [*elsewhere, f"--data-dir={tmp_path / 'other'}", f"--listen=tcp/127.0.0.1:{twin.port}", "--node-id=n9"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert in_use.returncode == 1
-    assert b"cannot open the zenoh session" in in_use.stderr
-    assert b"Traceback" not in in_use.stderr
+
+    def refused(data_dir: Path, port: int, *extra: str) -> str:
+        done = processes.run(
+            [*elsewhere, f"--data-dir={data_dir}", f"--listen=tcp/127.0.0.1:{port}", *extra],
+            timeout=60,
+            capture_output=True,
+        )
+        assert done.returncode == 1
+        stderr: str = done.stderr.decode()
+        assert "Traceback" not in stderr
+        return stderr
+
+    assert "node id n1 is already live" in refused(tmp_path / "clone", free_port())
+    assert "in use by another clusterstate node" in refused(twin.data_dir, free_port())
+    assert "cannot open the zenoh session" in refused(tmp_path / "other", twin.port, "--node-id=n9")
     assert cluster.settled() is not None
 
 
