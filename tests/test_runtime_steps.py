@@ -203,7 +203,7 @@ class Sim:
             await self.do(node, self.leader.on_envelopes(payloads, now))
         for payload in payloads:
             if subscription.kind == "global":
-                await self.do(node, node.follower.on_frame(session, payload, now))
+                await self.do(node, node.follower.on_frames(session, [payload], now))
             elif subscription.kind == "heartbeat":
                 await self.do(node, node.follower.on_heartbeat(session, payload, now))
             elif subscription.kind == "progress":

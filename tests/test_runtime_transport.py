@@ -4,7 +4,6 @@ inbox bridge; the memory network's seeded faults. Every wait is bounded and ever
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -12,6 +11,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 import anyio
 import pytest
 
+from clusterstate.runtime.local import free_port
 from clusterstate.runtime.transport import Inbox, Liveliness, Reply, Request, Transport
 from clusterstate.runtime.transport.memory import Faults, MemoryNetwork
 from clusterstate.runtime.transport.zenoh import ZenohConfig, open_zenoh
@@ -21,12 +21,6 @@ KEY = "cs/test/v1/data"
 PROBE = "cs/test/v1/probe"
 
 Opener = Callable[[], AbstractAsyncContextManager[Transport]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def zenoh_cluster() -> Opener:

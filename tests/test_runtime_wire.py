@@ -209,10 +209,10 @@ def indexed(idx: int) -> bytes:
 def test_follower_keeps_one_page_in_flight_and_backs_off_after_an_empty_page() -> None:
     step = FollowerStep(NodeCore(), KEYS, page_limit=2, page_timeout=3.0, retry_after=1.0)
     assert step.follow(S1, now=0.0) == [Subscribe(KEYS.global_(S1)), Subscribe(KEYS.heartbeat(S1))]
-    assert step.on_frame(S1, indexed(0), now=0.0) == []
+    assert step.on_frames(S1, [indexed(0)], now=0.0) == []
     assert step.next_index == 1
     # A gap: index 3 arrives without 1 and 2; one fetch from 1, none while it is in flight.
-    (fetch,) = step.on_frame(S1, indexed(3), now=0.0)
+    (fetch,) = step.on_frames(S1, [indexed(3)], now=0.0)
     assert fetch == Fetch(1, KEYS.events(S1), since=1, limit=2)
     assert step.on_heartbeat(S1, encode_heartbeat(Heartbeat(9)), now=0.5) == []
     assert step.tick(now=1.0) == []
@@ -237,9 +237,9 @@ def test_follower_drops_other_sessions_and_garbage() -> None:
     step = FollowerStep(NodeCore(), KEYS)
     step.follow(S1, now=0.0)
     s2 = Session(2, "m2")
-    assert step.on_frame(s2, indexed(0), now=0.0) == []
+    assert step.on_frames(s2, [indexed(0)], now=0.0) == []
     assert step.on_heartbeat(S1, b"{", now=0.0) == []
-    assert step.on_frame(S1, b"garbage\n" + indexed(0), now=0.0) == []
+    assert step.on_frames(S1, [b"garbage\n" + indexed(0)], now=0.0) == []
     assert step.next_index == 1
     assert step.core.counters["rejected"] == 1
     assert step.counters == {"other_session": 1, "bad_heartbeats": 1}
@@ -298,6 +298,6 @@ def test_steps_count_and_drop_garbage_instead_of_raising(payload: bytes, ok: boo
     follower = FollowerStep(NodeCore(), KEYS)
     follower.follow(S1, now=0.0)
     follower.on_heartbeat(S1, payload, now=0.0)
-    follower.on_frame(S1, payload, now=0.0)
+    follower.on_frames(S1, [payload], now=0.0)
     follower.on_page(1, Answer(payload, ok), now=0.0)
     assert follower.next_index == 0

@@ -20,6 +20,7 @@ No clock is read (`now` is an argument); a peer's garbage is counted (``counters
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from clusterstate import NodeCore
@@ -110,15 +111,16 @@ class FollowerStep:
         self._in_flight = None
         return effects
 
-    def on_frame(self, session: Session, payload: bytes, now: float) -> list[Effect]:
-        """A frame of global events received on `session`'s global key."""
+    def on_frames(self, session: Session, payloads: Iterable[bytes], now: float) -> list[Effect]:
+        """Frames of global events received on `session`'s global key, applied in one ``receive`` call."""
+        frames = list(payloads)
         if session != self.session:
-            self.counters["other_session"] += 1
+            self.counters["other_session"] += len(frames)
             return []
         if self.held:
-            self.counters["held_frames"] += 1
+            self.counters["held_frames"] += len(frames)
             return []
-        self.core.receive(split_frame(payload))
+        self.core.receive([line for frame in frames for line in split_frame(frame)])
         return self._fetch(now)
 
     def on_heartbeat(self, session: Session, payload: bytes, now: float) -> list[Effect]:

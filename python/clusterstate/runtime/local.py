@@ -55,17 +55,11 @@ class LocalNode:
 
     def get(self, path: str, timeout: float = 2.0) -> Any:
         """GET `path` from the node's API, parsed as JSON."""
-        if self.api is None:
-            raise ConnectionError(f"{self.name} has no API (not started)")
-        with urllib.request.urlopen(self.api + path, timeout=timeout) as response:
-            return json.loads(response.read())
+        return json.loads(self.get_bytes(path, timeout))
 
     def get_bytes(self, path: str, timeout: float = 5.0) -> bytes:
-        if self.api is None:
-            raise ConnectionError(f"{self.name} has no API (not started)")
-        with urllib.request.urlopen(self.api + path, timeout=timeout) as response:
-            data: bytes = response.read()
-            return data
+        """GET `path` from the node's API, the body as it came."""
+        return self._open(urllib.request.Request(self._url(path)), timeout)
 
     def status(self, timeout: float = 2.0) -> dict[str, Any] | None:
         """The node's ``/cluster`` status, or None when it does not answer."""
@@ -76,13 +70,21 @@ class LocalNode:
             return None
 
     def post(self, path: str, body: bytes, timeout: float) -> Any:
+        """POST the JSON `body` to `path` on the node's API; the reply parsed as JSON."""
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(self._url(path), data=body, method="POST", headers=headers)
+        return json.loads(self._open(request, timeout))
+
+    def _url(self, path: str) -> str:
         if self.api is None:
             raise ConnectionError(f"{self.name} has no API (not started)")
-        request = urllib.request.Request(
-            self.api + path, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
+        return self.api + path
+
+    @staticmethod
+    def _open(request: urllib.request.Request, timeout: float) -> bytes:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            data: bytes = response.read()
+            return data
 
 
 @dataclass

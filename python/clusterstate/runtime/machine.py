@@ -167,7 +167,7 @@ class NodeMachine:
         self.term = data.read_term()
         self.lineage = data.read_lineage()
         self.leader: LeaderStep | None = None
-        self.follower = self._follower(NodeCore(log=data.open_log(options.durability)))
+        self.follower = self._follower(self._open_replica())
         outbox = ProducerOutbox(
             ProducerOutbox.new_producer_id(node_id),
             node_id,
@@ -320,8 +320,7 @@ class NodeMachine:
             effects += self._leading(lambda leader: leader.on_progress(payloads, now), now)
             self._release()
         elif session is not None and pattern == self.keys.global_(session):
-            for payload in payloads:
-                effects += self.follower.on_frame(session, payload, now)
+            effects += self.follower.on_frames(session, payloads, now)
             effects += self._applied(now)
         elif session is not None and pattern == self.keys.heartbeat(session):
             for payload in payloads:
@@ -569,7 +568,7 @@ class NodeMachine:
         except LogError:
             self.counters["promote_log_errors"] += 1
             self._never_term = term
-            self.follower = self._follower(NodeCore(log=self.data.open_log(self.options.durability)))
+            self.follower = self._follower(self._open_replica())
             return effects
         self.lineage = append(self.lineage, session, master.next_index)
         self.data.write_lineage(self.lineage)
@@ -611,7 +610,7 @@ class NodeMachine:
             self.counters["resign_log_errors"] += 1
         leader.master.close()
         if reopen:
-            self.follower = self._follower(NodeCore(log=self.data.open_log(self.options.durability)))
+            self.follower = self._follower(self._open_replica())
         self._masterless_since = now
         return effects
 
@@ -670,7 +669,7 @@ class NodeMachine:
             self.follower.core.close()
             self.data.set_aside(self.term, aside.count)
             self.counters["diverged_events"] += aside.count
-            self.follower.core = NodeCore(log=self.data.open_log(self.options.durability))
+            self.follower.core = self._open_replica()
         else:
             self._drop_buffered()
         self.lineage = theirs
@@ -684,7 +683,11 @@ class NodeMachine:
         if self.follower.core.counters["buffered"]:
             self.follower.core.close()
             self.counters["dropped_buffered"] += 1
-            self.follower.core = NodeCore(log=self.data.open_log(self.options.durability))
+            self.follower.core = self._open_replica()
+
+    def _open_replica(self) -> NodeCore:
+        """A ``NodeCore`` on the replica log (its State rebuilt from the log's latest snapshot and tail)."""
+        return NodeCore(log=self.data.open_log(self.options.durability))
 
     def _follower(self, core: NodeCore) -> FollowerStep:
         o = self.options
